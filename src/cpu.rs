@@ -1,0 +1,78 @@
+//! What CPU this is, for benchmark reports, and the thread count to run on.
+
+use serde::Serialize;
+
+/// The processor the figures were measured on.
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuInfo {
+    pub model: String,
+    pub logical_cores: usize,
+    /// SIMD features detected at run time.
+    pub features: Vec<&'static str>,
+}
+
+impl CpuInfo {
+    /// Reads the model name from `/proc/cpuinfo` and detects SIMD features.
+    pub fn detect() -> Self {
+        let model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|m| m.trim().to_string())
+            })
+            .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+        Self {
+            model,
+            logical_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            features: simd_features(),
+        }
+    }
+}
+
+impl std::fmt::Display for CpuInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({} logical cores; {})",
+            self.model,
+            self.logical_cores,
+            self.features.join(" ")
+        )
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn simd_features() -> Vec<&'static str> {
+    let mut found = Vec::new();
+    macro_rules! probe {
+        ($($f:tt),*) => {$( if std::is_x86_feature_detected!($f) { found.push($f); } )*};
+    }
+    probe!(
+        "avx2",
+        "fma",
+        "f16c",
+        "avx512f",
+        "avx512bw",
+        "avx512vnni",
+        "avx512bf16",
+        "avxvnni"
+    );
+    found
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn simd_features() -> Vec<&'static str> {
+    Vec::new()
+}
+
+/// Sets the number of compute threads (the rayon pool candle's kernels use).
+/// Must run before any embedding work; later calls have no effect.
+pub fn set_threads(threads: usize) {
+    // candle reads RAYON_NUM_THREADS for its matmul parallelism.
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global();
+}

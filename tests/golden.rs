@@ -1,0 +1,149 @@
+//! The real model against golden data made with the HF `tokenizers` library and a
+//! float64 PyTorch-style reference forward pass (`tests/data/`, from shared/golden).
+
+use std::sync::OnceLock;
+
+use stancemap::embed::{EmbedOptions, Embedder, Precision, Role};
+use stancemap::model;
+
+#[derive(serde::Deserialize)]
+struct GoldenTokens {
+    text: String,
+    ids: Vec<u32>,
+}
+
+#[derive(serde::Deserialize)]
+struct GoldenEmbedding {
+    prefix: String,
+    text: String,
+    n_tokens: usize,
+    embedding: Vec<f64>,
+}
+
+fn read_jsonl<T: serde::de::DeserializeOwned>(name: &str) -> Vec<T> {
+    let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("golden line"))
+        .collect()
+}
+
+/// The default model, fetched once for this test binary.
+fn files() -> model::ModelFiles {
+    static FILES: OnceLock<model::ModelFiles> = OnceLock::new();
+    FILES
+        .get_or_init(|| model::resolve(None).expect("default model"))
+        .clone()
+}
+
+fn embedder(precision: Precision) -> Embedder {
+    let options = EmbedOptions {
+        precision,
+        ..EmbedOptions::default()
+    };
+    Embedder::load(files(), options).expect("load model")
+}
+
+fn split_role(text: &str) -> (Role, &str) {
+    if let Some(rest) = text.strip_prefix("query: ") {
+        (Role::Query, rest)
+    } else {
+        (
+            Role::Passage,
+            text.strip_prefix("passage: ").expect("golden prefix"),
+        )
+    }
+}
+
+#[test]
+fn token_ids_match_hf_tokenizers_exactly() {
+    let embedder = embedder(Precision::Q4);
+    let golden: Vec<GoldenTokens> = read_jsonl("tokens.jsonl");
+    assert_eq!(golden.len(), 25);
+    for g in &golden {
+        let (role, text) = split_role(&g.text);
+        let ids = embedder.token_ids(&[text], role).unwrap().remove(0);
+        assert_eq!(ids, g.ids, "token ids differ for {:?}", g.text);
+    }
+}
+
+fn check_precision(precision: Precision, min_cos: f64) {
+    let embedder = embedder(precision);
+    let golden: Vec<GoldenEmbedding> = read_jsonl("embeddings.jsonl");
+    assert!(
+        golden.iter().any(|g| g.n_tokens > 512),
+        "a windowed text is in the set"
+    );
+    let mut worst = (f64::INFINITY, String::new());
+    for role in [Role::Passage, Role::Query] {
+        let rows: Vec<&GoldenEmbedding> = golden
+            .iter()
+            .filter(|g| (g.prefix == "query: ") == (role == Role::Query))
+            .collect();
+        let texts: Vec<&str> = rows.iter().map(|g| g.text.as_str()).collect();
+        let got = embedder.embed(&texts, role, &mut |_, _| {}).unwrap();
+        assert_eq!(got.dim(), (rows.len(), 384));
+        for (g, row) in rows.iter().zip(got.rows()) {
+            let norm: f64 = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-4, "row norm {norm}");
+            let cos: f64 = row
+                .iter()
+                .zip(&g.embedding)
+                .map(|(&a, &b)| a as f64 * b)
+                .sum();
+            if cos < worst.0 {
+                worst = (cos, g.text.chars().take(40).collect());
+            }
+        }
+    }
+    eprintln!(
+        "{precision}: worst cosine to golden {:.6} ({:?})",
+        worst.0, worst.1
+    );
+    assert!(
+        worst.0 >= min_cos,
+        "{precision}: cosine {} < {min_cos} for {:?}",
+        worst.0,
+        worst.1
+    );
+}
+
+#[test]
+fn f32_matches_golden_embeddings() {
+    check_precision(Precision::F32, 0.999);
+}
+
+#[test]
+fn bf16_matches_golden_embeddings() {
+    check_precision(Precision::Bf16, 0.99);
+}
+
+#[test]
+fn q4_matches_golden_embeddings() {
+    check_precision(Precision::Q4, 0.99);
+}
+
+#[test]
+fn long_text_is_windowed_not_truncated() {
+    let embedder = embedder(Precision::F32);
+    let golden: Vec<GoldenEmbedding> = read_jsonl("embeddings.jsonl");
+    let long = golden.iter().find(|g| g.n_tokens > 512).unwrap();
+    let ids = embedder
+        .token_ids(&[long.text.as_str()], Role::Passage)
+        .unwrap();
+    assert_eq!(ids[0].len(), long.n_tokens);
+    // The whole text and its first window alone must differ: the tail counts.
+    let whole = embedder
+        .embed(&[long.text.as_str()], Role::Passage, &mut |_, _| {})
+        .unwrap();
+    let head: String = long.text.chars().take(300).collect();
+    let first = embedder
+        .embed(&[head.as_str()], Role::Passage, &mut |_, _| {})
+        .unwrap();
+    let cos = whole.row(0).dot(&first.row(0));
+    assert!(
+        cos < 0.999,
+        "long text embedded like its head alone (cos {cos})"
+    );
+}
