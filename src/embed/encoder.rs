@@ -9,6 +9,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
+use super::kernels::{GeluErf, ScaledSoftmax};
 use crate::model::e5s1::E5s1;
 use crate::model::{EncoderConfig, ModelError, ModelFiles};
 
@@ -208,7 +209,7 @@ impl SelfAttention {
         );
         let hidden = x.dim(1)?;
         let head_dim = hidden / self.heads;
-        let scale = 1.0 / (head_dim as f64).sqrt();
+        let scale = 1.0 / (head_dim as f32).sqrt();
         let split = |t: &Tensor, start: usize, len: usize| -> Result<Tensor> {
             // [len, hidden] -> [heads, len, head_dim]
             t.narrow(0, start, len)?
@@ -223,8 +224,9 @@ impl SelfAttention {
                 split(&k, start, len)?,
                 split(&v, start, len)?,
             );
-            let scores = (qs.matmul(&ks.t()?)? * scale)?;
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+            let probs = qs
+                .matmul(&ks.t()?)?
+                .apply_op1_no_bwd(&ScaledSoftmax { scale })?;
             let context = probs.matmul(&vs)?.transpose(0, 1)?.reshape((len, hidden))?;
             contexts.push(context);
         }
@@ -260,7 +262,7 @@ impl FeedForward {
         let act = if self.relu {
             up.relu()?
         } else {
-            up.gelu_erf()?
+            up.apply_op1_no_bwd(&GeluErf)?
         };
         self.norm.forward(&(self.down.forward(&act)? + x)?)
     }

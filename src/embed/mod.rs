@@ -3,6 +3,7 @@
 //! normalisation.
 
 pub mod encoder;
+mod kernels;
 
 use ndarray::Array2;
 use tokenizers::Tokenizer;

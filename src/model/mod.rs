@@ -159,7 +159,10 @@ impl ModelFiles {
             why,
         };
         let config: EncoderConfig = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        if !config.hidden_size.is_multiple_of(config.num_attention_heads.max(1)) {
+        if !config
+            .hidden_size
+            .is_multiple_of(config.num_attention_heads.max(1))
+        {
             return Err(bad(
                 "hidden_size is not a multiple of num_attention_heads".into()
             ));
