@@ -7,6 +7,7 @@
 //! [`bench`] measures the embedding stage.
 
 pub mod bench;
+pub mod corpus;
 pub mod cpu;
 pub mod embed;
 pub mod input;

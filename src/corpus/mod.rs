@@ -1,0 +1,396 @@
+//! Reading news articles and splitting them into claims.
+//!
+//! Inputs are files or folders of `.txt`/`.md` (the seed format: a title line, a
+//! `Source·YYYY-MM-DD HH:MM` line, then the body), `.jsonl` and `.csv` (columns `id`,
+//! `title`, `text`, optional `date`, `source`, `lang`). Bytes are decoded as UTF-8, or
+//! detected and decoded as GBK/GB18030, Big5, UTF-16 and others (chardetng +
+//! encoding_rs). Site boilerplate (`Workflow`, `本站资料…`, `© CopyRight…`, ICP numbers,
+//! `更新时间：…`) yields no claims.
+
+pub mod segment;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// Largest decoded article accepted; a bigger one is refused with an error.
+pub const MAX_ARTICLE_BYTES: usize = 8 << 20;
+
+/// One article, with its decoded text (claim spans index into it).
+#[derive(Debug, Clone, Serialize)]
+pub struct Article {
+    pub id: String,
+    pub path: String,
+    pub title: String,
+    pub date: Option<String>,
+    pub source: Option<String>,
+    pub lang: Lang,
+    #[serde(skip)]
+    pub text: String,
+}
+
+/// A claim: its text, article and byte span in the article's decoded text.
+#[derive(Debug, Clone, Serialize)]
+pub struct Claim {
+    pub id: String,
+    pub article: String,
+    pub text: String,
+    pub start: usize,
+    pub end: usize,
+    pub lang: Lang,
+}
+
+/// The language of a text, by its share of Chinese characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    Zh,
+    En,
+    Mixed,
+}
+
+impl Lang {
+    /// Chinese when CJK characters dominate, English when Latin letters do.
+    pub fn detect(text: &str) -> Self {
+        let han = text.chars().filter(|&c| segment::is_cjk(c) && c.is_alphabetic()).count();
+        let latin = text.chars().filter(|c| c.is_ascii_alphabetic()).count();
+        // About five Latin letters carry what one Chinese character does.
+        let share = han as f64 / (han as f64 + latin as f64 / 5.0).max(1.0);
+        match share {
+            s if s >= 0.8 => Lang::Zh,
+            s if s <= 0.2 => Lang::En,
+            _ => Lang::Mixed,
+        }
+    }
+}
+
+/// Errors reading a corpus.
+#[derive(Debug, thiserror::Error)]
+pub enum CorpusError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: looks binary (NUL bytes in a file that is not UTF-16); expected text")]
+    Binary { path: PathBuf },
+    #[error("{path}: {size} bytes of text is more than the {max}-byte limit per article; split it into smaller files")]
+    TooLarge {
+        path: PathBuf,
+        size: usize,
+        max: usize,
+    },
+    #[error("{path}:{line}: {why}")]
+    Record {
+        path: PathBuf,
+        line: usize,
+        why: String,
+    },
+    #[error("{0}: no articles found (supported: .txt .md .jsonl .csv)")]
+    Empty(PathBuf),
+}
+
+/// Articles and their claims, in input order.
+#[derive(Debug, Clone, Default)]
+pub struct Corpus {
+    pub articles: Vec<Article>,
+    pub claims: Vec<Claim>,
+}
+
+/// Reads every input (files, or folders walked in name order) and splits claims.
+/// Files of other types inside folders are skipped with a warning on stderr.
+pub fn read(inputs: &[PathBuf]) -> Result<Corpus, CorpusError> {
+    let mut corpus = Corpus::default();
+    for input in inputs {
+        let files = if input.is_dir() {
+            let found = walk(input)?;
+            if found.is_empty() {
+                return Err(CorpusError::Empty(input.clone()));
+            }
+            found
+        } else {
+            vec![input.clone()]
+        };
+        for file in files {
+            for article in read_file(&file)? {
+                corpus.add(article);
+            }
+        }
+    }
+    if corpus.articles.is_empty() {
+        let first = inputs.first().cloned().unwrap_or_default();
+        return Err(CorpusError::Empty(first));
+    }
+    Ok(corpus)
+}
+
+impl Corpus {
+    /// Adds an article and its claims (title first, then the body's).
+    pub fn add(&mut self, article: Article) {
+        let mut spans = Vec::new();
+        let body_start = article.title_span().map_or(0, |(range, body_start)| {
+            spans.push(segment::Span {
+                text: segment::clean(&article.text[range.clone()]),
+                range,
+            });
+            body_start
+        });
+        spans.extend(segment::claims(&article.text[body_start..], body_start));
+        for span in spans {
+            if is_boilerplate(&span.text) || looks_like_byline(&span.text) {
+                continue;
+            }
+            self.claims.push(Claim {
+                id: format!("c{}", self.claims.len()),
+                article: article.id.clone(),
+                lang: Lang::detect(&span.text),
+                text: span.text,
+                start: span.range.start,
+                end: span.range.end,
+            });
+        }
+        self.articles.push(article);
+    }
+}
+
+impl Article {
+    /// The title line's span and where the body starts, when the text starts with
+    /// the title (the seed format); `None` when the title came from metadata.
+    fn title_span(&self) -> Option<(std::ops::Range<usize>, usize)> {
+        let start = self.text.find(self.title.as_str()).filter(|_| !self.title.is_empty())?;
+        let line_end = self.text[start..].find('\n').map_or(self.text.len(), |i| start + i);
+        (self.text[start..line_end].trim() == self.title).then_some((start..line_end, line_end))
+    }
+}
+
+fn walk(dir: &Path) -> Result<Vec<PathBuf>, CorpusError> {
+    let io = |source| CorpusError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
+    entries.sort();
+    let mut files = Vec::new();
+    for path in entries {
+        if path.is_dir() {
+            files.extend(walk(&path)?);
+        } else if matches!(extension(&path).as_str(), "txt" | "md" | "jsonl" | "csv") {
+            files.push(path);
+        } else if !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+            eprintln!("stancemap: skipping {} (not .txt .md .jsonl .csv)", path.display());
+        }
+    }
+    Ok(files)
+}
+
+fn extension(path: &Path) -> String {
+    path.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Reads one file into articles.
+pub fn read_file(path: &Path) -> Result<Vec<Article>, CorpusError> {
+    let bytes = std::fs::read(path).map_err(|source| CorpusError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = decode(path, &bytes)?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let shown = path.display().to_string();
+    match extension(path).as_str() {
+        "jsonl" => records_jsonl(path, &text),
+        "csv" => records_csv(path, &text),
+        _ => {
+            check_size(path, text.len())?;
+            Ok(vec![plain_article(stem, shown, text)])
+        }
+    }
+}
+
+fn check_size(path: &Path, size: usize) -> Result<(), CorpusError> {
+    if size > MAX_ARTICLE_BYTES {
+        return Err(CorpusError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+            max: MAX_ARTICLE_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// Decodes bytes: a BOM decides; else UTF-8 when valid; else the detected encoding.
+pub fn decode(path: &Path, bytes: &[u8]) -> Result<String, CorpusError> {
+    if let Some((encoding, bom)) = encoding_rs::Encoding::for_bom(bytes) {
+        return Ok(encoding.decode_without_bom_handling(&bytes[bom..]).0.into_owned());
+    }
+    if let Some(utf16) = utf16_without_bom(bytes) {
+        return Ok(utf16.decode_without_bom_handling(bytes).0.into_owned());
+    }
+    if bytes.iter().take(1 << 16).any(|&b| b == 0) {
+        return Err(CorpusError::Binary {
+            path: path.to_path_buf(),
+        });
+    }
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return Ok(text.to_string());
+    }
+    let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
+    detector.feed(bytes, true);
+    let encoding = detector.guess(None, chardetng::Utf8Detection::Allow);
+    let (text, _, _) = encoding.decode(bytes);
+    Ok(text.into_owned())
+}
+
+/// UTF-16 without a BOM: NULs in every other byte of mostly-ASCII text.
+fn utf16_without_bom(bytes: &[u8]) -> Option<&'static encoding_rs::Encoding> {
+    let sample = &bytes[..bytes.len().min(4096) & !1];
+    if sample.len() < 4 {
+        return None;
+    }
+    let zeros_at = |parity: usize| sample.iter().skip(parity).step_by(2).filter(|&&b| b == 0).count();
+    let half = sample.len() / 2;
+    if zeros_at(1) * 10 >= half * 3 && zeros_at(0) == 0 {
+        Some(encoding_rs::UTF_16LE)
+    } else if zeros_at(0) * 10 >= half * 3 && zeros_at(1) == 0 {
+        Some(encoding_rs::UTF_16BE)
+    } else {
+        None
+    }
+}
+
+/// A plain-text article in the seed format: leading `Workflow`-style lines
+/// skipped, the first line as title when it is title-like, then a
+/// `Source·YYYY-MM-DD HH:MM` line when present.
+fn plain_article(id: String, path: String, text: String) -> Article {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty() && !is_boilerplate(l));
+    let first = lines.next().unwrap_or_default();
+    let is_title = first.chars().count() <= 80 && !first.ends_with(['。', '.', '；']);
+    // Without a title line, the opening words stand in (and stay in the body).
+    let title = if is_title {
+        first.to_string()
+    } else {
+        first.chars().take(40).collect::<String>() + "…"
+    };
+    let (source, date) = text
+        .lines()
+        .take(6)
+        .find_map(parse_byline)
+        .map_or((None, None), |(s, d)| (Some(s), Some(d)));
+    Article {
+        id,
+        path,
+        lang: Lang::detect(&text),
+        title,
+        date,
+        source,
+        text,
+    }
+}
+
+/// `Sou Hu Cai Jing·2025-10-01 21:50` → (source, date).
+fn parse_byline(line: &str) -> Option<(String, String)> {
+    let (source, rest) = line.trim().split_once('·')?;
+    let date = rest.trim().get(..10)?;
+    let valid = date.len() == 10
+        && date.chars().enumerate().all(|(i, c)| if i == 4 || i == 7 { c == '-' } else { c.is_ascii_digit() });
+    valid.then(|| (source.trim().to_string(), date.to_string()))
+}
+
+fn looks_like_byline(text: &str) -> bool {
+    parse_byline(text).is_some()
+}
+
+/// Site furniture that is never a claim.
+fn is_boilerplate(line: &str) -> bool {
+    let line = line.trim();
+    line == "Workflow"
+        || line.starts_with("本站资料")
+        || line.starts_with("更新时间")
+        || line.starts_with("©")
+        || line.to_ascii_lowercase().starts_with("copyright")
+        || line.contains("ICP备")
+        || line.contains("公网安备")
+        || line.contains("All Rights Reserved")
+}
+
+#[derive(serde::Deserialize)]
+struct Record {
+    id: Option<serde_json::Value>,
+    title: Option<String>,
+    text: Option<String>,
+    date: Option<String>,
+    source: Option<String>,
+    lang: Option<String>,
+}
+
+fn record_article(path: &Path, line: usize, record: Record) -> Result<Article, CorpusError> {
+    let bad = |why: String| CorpusError::Record {
+        path: path.to_path_buf(),
+        line,
+        why,
+    };
+    let body = record.text.ok_or_else(|| bad("no \"text\" field".into()))?;
+    if body.len() > MAX_ARTICLE_BYTES {
+        return Err(bad(format!("text is over the {MAX_ARTICLE_BYTES}-byte limit per article")));
+    }
+    let id = match record.id {
+        Some(serde_json::Value::String(s)) => s,
+        Some(serde_json::Value::Number(n)) => n.to_string(),
+        _ => format!("{}:{line}", path.file_stem().unwrap_or_default().to_string_lossy()),
+    };
+    let title = record.title.unwrap_or_default();
+    let text = if title.is_empty() { body } else { format!("{title}\n{body}") };
+    let lang = match record.lang.as_deref() {
+        Some("zh") => Lang::Zh,
+        Some("en") => Lang::En,
+        _ => Lang::detect(&text),
+    };
+    Ok(Article {
+        id,
+        path: path.display().to_string(),
+        title,
+        date: record.date,
+        source: record.source,
+        lang,
+        text,
+    })
+}
+
+fn records_jsonl(path: &Path, text: &str) -> Result<Vec<Article>, CorpusError> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: Record = serde_json::from_str(line).map_err(|e| CorpusError::Record {
+            path: path.to_path_buf(),
+            line: i + 1,
+            why: format!("invalid JSON: {e}"),
+        })?;
+        out.push(record_article(path, i + 1, record)?);
+    }
+    Ok(out)
+}
+
+fn records_csv(path: &Path, text: &str) -> Result<Vec<Article>, CorpusError> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let mut out = Vec::new();
+    for (i, row) in reader.deserialize::<Record>().enumerate() {
+        let line = i + 2;
+        let record = row.map_err(|e| CorpusError::Record {
+            path: path.to_path_buf(),
+            line,
+            why: e.to_string(),
+        })?;
+        out.push(record_article(path, line, record)?);
+    }
+    Ok(out)
+}
