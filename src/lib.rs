@@ -7,9 +7,15 @@
 //! [`bench`] measures the embedding stage.
 
 pub mod bench;
+pub mod cluster;
 pub mod corpus;
 pub mod cpu;
 pub mod embed;
+pub mod eval;
 pub mod input;
+pub mod keywords;
 pub mod model;
+pub mod neighbours;
 pub mod output;
+pub mod pipeline;
+pub mod report;

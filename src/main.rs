@@ -10,7 +10,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use stancemap::bench::{self, BenchOptions};
 use stancemap::embed::{EmbedOptions, Embedder, Precision, Role};
 use stancemap::model::{self, fetch};
-use stancemap::{cpu, input, output};
+use stancemap::pipeline::{self, ClusterOptions};
+use stancemap::{corpus, cpu, eval, input, output};
+
+/// Default duplicate threshold (cosine), chosen on the evaluation data (README).
+const DEFAULT_DUPLICATE: f32 = 0.91;
+/// Default clustering cut (average-linkage cosine distance), chosen likewise.
+const DEFAULT_MAX_DISTANCE: f32 = 0.10;
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +45,50 @@ enum Command {
         /// Embed as queries (`query: ` prefix) instead of passages.
         #[arg(long)]
         query: bool,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// The main job: read articles, split claims, find duplicates and clusters, write
+    /// report.json, report.md and report.html.
+    Cluster {
+        /// Files or folders of .txt, .md, .jsonl, .csv articles.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Output folder.
+        #[arg(short, long, default_value = "out")]
+        output: PathBuf,
+        #[command(flatten)]
+        thresholds: ThresholdArgs,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// List duplicate claim pairs (cross-lingual ones included) as JSONL.
+    Dedup {
+        /// Files or folders of articles.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// JSONL output ({"a","b","similarity","text_a","text_b"}); - for stdout.
+        #[arg(short, long, default_value = "-")]
+        output: PathBuf,
+        #[command(flatten)]
+        thresholds: ThresholdArgs,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Quality on labelled data: pair sets (.tsv) and clustering sets (.jsonl).
+    Eval {
+        /// Pair sets (`text1 text2 label` TSV) and clustering sets (`{"text","label"}` JSONL).
+        #[arg(required = true)]
+        sets: Vec<PathBuf>,
+        /// Clustering cuts to score, comma-separated (default: the cluster command's).
+        #[arg(long, value_delimiter = ',')]
+        max_distance: Vec<f32>,
+        /// Duplicate threshold at which pair precision/recall is reported.
+        #[arg(long, default_value_t = DEFAULT_DUPLICATE)]
+        threshold: f32,
+        /// Use only the first N rows of each set.
+        #[arg(long)]
+        limit: Option<usize>,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -86,6 +136,30 @@ enum ModelCommand {
         #[arg(long)]
         model: Option<PathBuf>,
     },
+}
+
+/// Thresholds of clustering and duplicate detection.
+#[derive(Args)]
+struct ThresholdArgs {
+    /// Cosine similarity at or above which two claims are duplicates.
+    #[arg(long, default_value_t = DEFAULT_DUPLICATE)]
+    threshold: f32,
+    /// Average-linkage cosine distance under which claim groups merge.
+    #[arg(long, default_value_t = DEFAULT_MAX_DISTANCE)]
+    max_distance: f32,
+    /// Only list duplicate pairs whose claims come from different articles.
+    #[arg(long)]
+    cross_article_only: bool,
+}
+
+impl ThresholdArgs {
+    fn options(&self) -> ClusterOptions {
+        ClusterOptions {
+            max_distance: self.max_distance,
+            duplicate_similarity: self.threshold,
+            cross_article_only: self.cross_article_only,
+        }
+    }
 }
 
 /// Options shared by every command that runs the encoder.
@@ -178,6 +252,110 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Cluster {
+            inputs,
+            output: out,
+            thresholds,
+            engine,
+        } => {
+            engine.threads();
+            let start = Instant::now();
+            let corpus = corpus::read(&inputs)?;
+            eprintln!(
+                "stancemap: {} articles, {} claims",
+                corpus.articles.len(),
+                corpus.claims.len()
+            );
+            let embedder = load(&engine)?;
+            let emb = embed_with_bar(&corpus, &embedder)?;
+            let report = pipeline::analyse(corpus, &emb, &embedder, &thresholds.options())?;
+            report.write(&out)?;
+            eprintln!(
+                "stancemap: {} clusters, {} duplicate pairs in {:.1}s → {}/report.{{json,md,html}}",
+                report.clusters.len(),
+                report.duplicates.len(),
+                start.elapsed().as_secs_f64(),
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Dedup {
+            inputs,
+            output: out,
+            thresholds,
+            engine,
+        } => {
+            engine.threads();
+            let corpus = corpus::read(&inputs)?;
+            let embedder = load(&engine)?;
+            let emb = embed_with_bar(&corpus, &embedder)?;
+            let pairs = pipeline::duplicates(&corpus, &emb, &thresholds.options());
+            let mut lines = String::new();
+            for p in &pairs {
+                let (a, b) = (&corpus.claims[p.a], &corpus.claims[p.b]);
+                let line = serde_json::json!({
+                    "a": a.id, "b": b.id, "similarity": p.similarity,
+                    "article_a": a.article, "article_b": b.article,
+                    "text_a": a.text, "text_b": b.text,
+                });
+                lines.push_str(&format!("{line}\n"));
+            }
+            if out.as_os_str() == "-" {
+                print!("{lines}");
+            } else {
+                std::fs::write(&out, lines)
+                    .with_context(|| format!("{}: cannot write", out.display()))?;
+            }
+            eprintln!(
+                "stancemap: {} duplicate pairs among {} claims",
+                pairs.len(),
+                corpus.claims.len()
+            );
+            Ok(())
+        }
+        Command::Eval {
+            sets,
+            max_distance,
+            threshold,
+            limit,
+            engine,
+        } => {
+            engine.threads();
+            let embedder = load(&engine)?;
+            println!("| set | rows | Spearman | AP | best F1 (at cos) | P / R at {threshold} |\n|---|---|---|---|---|---|");
+            let mut cluster_rows = Vec::new();
+            for set in &sets {
+                if set.extension().is_some_and(|e| e == "tsv") {
+                    let s = eval::pairs(set, &embedder, threshold, limit)?;
+                    println!(
+                        "| {} | {} | {:.3} | {:.3} | {:.3} ({:.3}) | {:.3} / {:.3} |",
+                        s.set,
+                        s.pairs,
+                        s.spearman,
+                        s.average_precision,
+                        s.best_f1,
+                        s.best_f1_threshold,
+                        s.precision_at_threshold,
+                        s.recall_at_threshold
+                    );
+                } else {
+                    let cuts = if max_distance.is_empty() {
+                        vec![DEFAULT_MAX_DISTANCE]
+                    } else {
+                        max_distance.clone()
+                    };
+                    cluster_rows.extend(eval::clusters(set, &embedder, &cuts, limit)?);
+                }
+            }
+            println!("\n| set | texts | max distance | clusters | V-measure | ARI |\n|---|---|---|---|---|---|");
+            for c in cluster_rows {
+                println!(
+                    "| {} | {} | {:.3} | {} | {:.3} | {:.3} |",
+                    c.set, c.texts, c.max_distance, c.clusters, c.v_measure, c.ari
+                );
+            }
+            Ok(())
+        }
         Command::Bench {
             workload,
             precisions,
@@ -216,6 +394,17 @@ fn load(engine: &EngineArgs) -> Result<Embedder> {
         batch_size: engine.batch_size,
     };
     Ok(Embedder::load(files, options)?)
+}
+
+/// Embeds the corpus's claims with a progress bar.
+fn embed_with_bar(corpus: &corpus::Corpus, embedder: &Embedder) -> Result<ndarray::Array2<f32>> {
+    let bar = token_bar();
+    let emb = pipeline::embed_claims(corpus, embedder, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    Ok(emb)
 }
 
 /// A progress bar over tokens on stderr (hidden when stderr is not a terminal).

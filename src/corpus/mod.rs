@@ -52,7 +52,10 @@ pub enum Lang {
 impl Lang {
     /// Chinese when CJK characters dominate, English when Latin letters do.
     pub fn detect(text: &str) -> Self {
-        let han = text.chars().filter(|&c| segment::is_cjk(c) && c.is_alphabetic()).count();
+        let han = text
+            .chars()
+            .filter(|&c| segment::is_cjk(c) && c.is_alphabetic())
+            .count();
         let latin = text.chars().filter(|c| c.is_ascii_alphabetic()).count();
         // About five Latin letters carry what one Chinese character does.
         let share = han as f64 / (han as f64 + latin as f64 / 5.0).max(1.0);
@@ -157,8 +160,13 @@ impl Article {
     /// The title line's span and where the body starts, when the text starts with
     /// the title (the seed format); `None` when the title came from metadata.
     fn title_span(&self) -> Option<(std::ops::Range<usize>, usize)> {
-        let start = self.text.find(self.title.as_str()).filter(|_| !self.title.is_empty())?;
-        let line_end = self.text[start..].find('\n').map_or(self.text.len(), |i| start + i);
+        let start = self
+            .text
+            .find(self.title.as_str())
+            .filter(|_| !self.title.is_empty())?;
+        let line_end = self.text[start..]
+            .find('\n')
+            .map_or(self.text.len(), |i| start + i);
         (self.text[start..line_end].trim() == self.title).then_some((start..line_end, line_end))
     }
 }
@@ -180,8 +188,14 @@ fn walk(dir: &Path) -> Result<Vec<PathBuf>, CorpusError> {
             files.extend(walk(&path)?);
         } else if matches!(extension(&path).as_str(), "txt" | "md" | "jsonl" | "csv") {
             files.push(path);
-        } else if !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
-            eprintln!("stancemap: skipping {} (not .txt .md .jsonl .csv)", path.display());
+        } else if !path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            eprintln!(
+                "stancemap: skipping {} (not .txt .md .jsonl .csv)",
+                path.display()
+            );
         }
     }
     Ok(files)
@@ -229,7 +243,10 @@ fn check_size(path: &Path, size: usize) -> Result<(), CorpusError> {
 /// Decodes bytes: a BOM decides; else UTF-8 when valid; else the detected encoding.
 pub fn decode(path: &Path, bytes: &[u8]) -> Result<String, CorpusError> {
     if let Some((encoding, bom)) = encoding_rs::Encoding::for_bom(bytes) {
-        return Ok(encoding.decode_without_bom_handling(&bytes[bom..]).0.into_owned());
+        return Ok(encoding
+            .decode_without_bom_handling(&bytes[bom..])
+            .0
+            .into_owned());
     }
     if let Some(utf16) = utf16_without_bom(bytes) {
         return Ok(utf16.decode_without_bom_handling(bytes).0.into_owned());
@@ -255,7 +272,14 @@ fn utf16_without_bom(bytes: &[u8]) -> Option<&'static encoding_rs::Encoding> {
     if sample.len() < 4 {
         return None;
     }
-    let zeros_at = |parity: usize| sample.iter().skip(parity).step_by(2).filter(|&&b| b == 0).count();
+    let zeros_at = |parity: usize| {
+        sample
+            .iter()
+            .skip(parity)
+            .step_by(2)
+            .filter(|&&b| b == 0)
+            .count()
+    };
     let half = sample.len() / 2;
     if zeros_at(1) * 10 >= half * 3 && zeros_at(0) == 0 {
         Some(encoding_rs::UTF_16LE)
@@ -270,7 +294,10 @@ fn utf16_without_bom(bytes: &[u8]) -> Option<&'static encoding_rs::Encoding> {
 /// skipped, the first line as title when it is title-like, then a
 /// `Source·YYYY-MM-DD HH:MM` line when present.
 fn plain_article(id: String, path: String, text: String) -> Article {
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty() && !is_boilerplate(l));
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !is_boilerplate(l));
     let first = lines.next().unwrap_or_default();
     let is_title = first.chars().count() <= 80 && !first.ends_with(['。', '.', '；']);
     // Without a title line, the opening words stand in (and stay in the body).
@@ -300,7 +327,13 @@ fn parse_byline(line: &str) -> Option<(String, String)> {
     let (source, rest) = line.trim().split_once('·')?;
     let date = rest.trim().get(..10)?;
     let valid = date.len() == 10
-        && date.chars().enumerate().all(|(i, c)| if i == 4 || i == 7 { c == '-' } else { c.is_ascii_digit() });
+        && date.chars().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                c == '-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
     valid.then(|| (source.trim().to_string(), date.to_string()))
 }
 
@@ -339,15 +372,24 @@ fn record_article(path: &Path, line: usize, record: Record) -> Result<Article, C
     };
     let body = record.text.ok_or_else(|| bad("no \"text\" field".into()))?;
     if body.len() > MAX_ARTICLE_BYTES {
-        return Err(bad(format!("text is over the {MAX_ARTICLE_BYTES}-byte limit per article")));
+        return Err(bad(format!(
+            "text is over the {MAX_ARTICLE_BYTES}-byte limit per article"
+        )));
     }
     let id = match record.id {
         Some(serde_json::Value::String(s)) => s,
         Some(serde_json::Value::Number(n)) => n.to_string(),
-        _ => format!("{}:{line}", path.file_stem().unwrap_or_default().to_string_lossy()),
+        _ => format!(
+            "{}:{line}",
+            path.file_stem().unwrap_or_default().to_string_lossy()
+        ),
     };
     let title = record.title.unwrap_or_default();
-    let text = if title.is_empty() { body } else { format!("{title}\n{body}") };
+    let text = if title.is_empty() {
+        body
+    } else {
+        format!("{title}\n{body}")
+    };
     let lang = match record.lang.as_deref() {
         Some("zh") => Lang::Zh,
         Some("en") => Lang::En,
@@ -393,4 +435,91 @@ fn records_csv(path: &Path, text: &str) -> Result<Vec<Article>, CorpusError> {
         out.push(record_article(path, line, record)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed_corpus() -> Corpus {
+        read(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds")]).unwrap()
+    }
+
+    #[test]
+    fn every_seed_is_segmented_cleanly() {
+        let corpus = seed_corpus();
+        assert_eq!(corpus.articles.len(), 5);
+        for article in &corpus.articles {
+            let claims: Vec<&Claim> = corpus
+                .claims
+                .iter()
+                .filter(|c| c.article == article.id)
+                .collect();
+            assert!(claims.len() >= 8, "{}: {} claims", article.id, claims.len());
+            for c in &claims {
+                assert!(
+                    !c.text.contains("[1]") && !c.text.contains("]["),
+                    "citation left: {}",
+                    c.text
+                );
+                assert!(!c.text.starts_with("Group "), "header as claim: {}", c.text);
+                assert!(
+                    !c.text.contains("Core Viewpoint") && !c.text.contains("Workflow"),
+                    "{}",
+                    c.text
+                );
+                assert!(
+                    !c.text.contains("ICP") && !c.text.contains("本站资料"),
+                    "boilerplate: {}",
+                    c.text
+                );
+            }
+        }
+        let first = &corpus.articles[0];
+        assert_eq!(
+            first.title,
+            "稀土王牌不吃香了?巴铁卖矿给美国救军工,其实中国早留有后手"
+        );
+        assert_eq!(first.date.as_deref(), Some("2025-10-01"));
+        assert_eq!(first.source.as_deref(), Some("Sou Hu Cai Jing"));
+        assert_eq!(corpus.claims[0].text, first.title);
+        assert!(corpus.claims.iter().any(|c| c.text == "The U.S. is providing $500 million in investment along with technical support, which is crucial for Pakistan at this time."));
+        assert!(corpus.claims.iter().any(|c| c
+            .text
+            .starts_with("2025年9月8日,美国战略金属公司与巴基斯坦签署价值5亿美元的谅解备忘录")));
+    }
+
+    #[test]
+    fn gbk_and_utf16_are_detected() {
+        let text = "中国商务部公告扩展稀土管制，将五种元素新增至限制名单。";
+        let (gbk, _, _) = encoding_rs::GBK.encode(text);
+        assert_eq!(decode(Path::new("a.txt"), &gbk).unwrap(), text);
+        let mut utf16: Vec<u8> = vec![0xFF, 0xFE];
+        utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+        assert_eq!(decode(Path::new("b.txt"), &utf16).unwrap(), text);
+        let ascii16: Vec<u8> = "plain English text here"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        assert_eq!(
+            decode(Path::new("c.txt"), &ascii16).unwrap(),
+            "plain English text here"
+        );
+    }
+
+    #[test]
+    fn jsonl_and_csv_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let jsonl = dir.path().join("a.jsonl");
+        std::fs::write(&jsonl, "{\"id\":\"x\",\"title\":\"T\",\"text\":\"Rare earths matter a lot.\",\"date\":\"2025-10-01\"}\n").unwrap();
+        let csv = dir.path().join("b.csv");
+        std::fs::write(&csv, "id,title,text\ny,标题,稀土很重要。\n").unwrap();
+        let corpus = read(&[jsonl, csv.clone()]).unwrap();
+        assert_eq!(corpus.articles.len(), 2);
+        assert_eq!(corpus.articles[0].date.as_deref(), Some("2025-10-01"));
+        assert_eq!(corpus.articles[1].lang, Lang::Zh);
+        std::fs::write(&csv, "id,title\ny,no text\n").unwrap();
+        let err = read(&[csv]).unwrap_err().to_string();
+        assert!(err.contains("b.csv:2: no \"text\" field"), "{err}");
+    }
 }

@@ -109,7 +109,10 @@ fn is_header(text: &str) -> bool {
         .filter(|w| w.chars().next().is_some_and(|c| c.is_alphabetic()))
         .all(|w| {
             w.chars().next().is_some_and(char::is_uppercase)
-                || matches!(*w, "and" | "of" | "the" | "in" | "on" | "for" | "to" | "with" | "vs")
+                || matches!(
+                    *w,
+                    "and" | "of" | "the" | "in" | "on" | "for" | "to" | "with" | "vs"
+                )
         });
     !ends_like_sentence && capitalised
 }
@@ -180,7 +183,11 @@ pub fn clean(text: &str) -> String {
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
         match after.find(']') {
-            Some(close) if after[..close].chars().all(|c| c.is_ascii_digit() || c == ',') => {
+            Some(close)
+                if after[..close]
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == ',') =>
+            {
                 rest = &after[close + 1..];
             }
             _ => {
@@ -230,14 +237,24 @@ mod tests {
         let body = "Pakistan signed a memorandum [1] Economic Context - Pakistan is facing fiscal pressures [1]";
         assert_eq!(
             texts(body),
-            ["Pakistan signed a memorandum", "Pakistan is facing fiscal pressures"]
+            [
+                "Pakistan signed a memorandum",
+                "Pakistan is facing fiscal pressures"
+            ]
         );
     }
 
     #[test]
     fn chinese_sentences() {
         let body = "美国一直试图摆脱依赖。稀土元素不可或缺！巴基斯坦怎么办？";
-        assert_eq!(texts(body), ["美国一直试图摆脱依赖。", "稀土元素不可或缺！", "巴基斯坦怎么办？"]);
+        assert_eq!(
+            texts(body),
+            [
+                "美国一直试图摆脱依赖。",
+                "稀土元素不可或缺！",
+                "巴基斯坦怎么办？"
+            ]
+        );
     }
 
     #[test]
@@ -253,7 +270,10 @@ mod tests {
     fn no_split_inside_numbers_or_initialisms() {
         assert_eq!(
             texts("Prices rose to $2.5 billion in the U.S. Army budget. Then they fell."),
-            ["Prices rose to $2.5 billion in the U.S. Army budget.", "Then they fell."]
+            [
+                "Prices rose to $2.5 billion in the U.S. Army budget.",
+                "Then they fell."
+            ]
         );
     }
 }

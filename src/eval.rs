@@ -1,0 +1,348 @@
+//! Quality on third-party labelled data (`../shared/eval/`, dev splits): pair sets
+//! (similarity, paraphrase, claim matching) and clustering sets.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use linfa::traits::Fit;
+use linfa::DatasetBase;
+use serde::Serialize;
+
+use crate::cluster::Agglomerative;
+use crate::embed::{Embedder, Role};
+
+/// Figures for one pair set.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairScores {
+    pub set: String,
+    pub pairs: usize,
+    pub spearman: f64,
+    /// Average precision of the positives (label 1, or 5 on 0–5 sets with a 3 level, else ≥ 4).
+    pub average_precision: f64,
+    pub best_f1: f64,
+    pub best_f1_threshold: f32,
+    /// Precision and recall at the duplicate threshold in use.
+    pub precision_at_threshold: f64,
+    pub recall_at_threshold: f64,
+}
+
+/// Figures for one clustering set at one cut.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterScores {
+    pub set: String,
+    pub texts: usize,
+    pub max_distance: f32,
+    pub clusters: usize,
+    pub v_measure: f64,
+    pub ari: f64,
+}
+
+/// Reads a TSV pair set (`text1 text2 label`), embeds both sides and scores cosine.
+pub fn pairs(
+    path: &Path,
+    embedder: &Embedder,
+    threshold: f32,
+    limit: Option<usize>,
+) -> Result<PairScores> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols.len() != 3 {
+            bail!(
+                "{}:{}: expected 3 tab-separated columns",
+                path.display(),
+                i + 1
+            );
+        }
+        let label: f64 = cols[2]
+            .trim()
+            .parse()
+            .with_context(|| format!("{}:{}: label", path.display(), i + 1))?;
+        rows.push((cols[0], cols[1], label));
+    }
+    rows.truncate(limit.unwrap_or(usize::MAX));
+    let left: Vec<&str> = rows.iter().map(|r| r.0).collect();
+    let right: Vec<&str> = rows.iter().map(|r| r.1).collect();
+    let a = embedder.embed(&left, Role::Passage, &mut |_, _| {})?;
+    let b = embedder.embed(&right, Role::Passage, &mut |_, _| {})?;
+    let scores: Vec<f32> = a
+        .rows()
+        .into_iter()
+        .zip(b.rows())
+        .map(|(x, y)| x.dot(&y))
+        .collect();
+    let labels: Vec<f64> = rows.iter().map(|r| r.2).collect();
+    let max = labels.iter().copied().fold(0.0, f64::max);
+    let positive_at = if max <= 1.0 {
+        1.0
+    } else if labels.contains(&3.0) && max == 5.0 && labels.iter().all(|l| l.fract() == 0.0) {
+        5.0
+    } else {
+        4.0
+    };
+    let positive: Vec<bool> = labels.iter().map(|&l| l >= positive_at).collect();
+    let (best_f1, best_f1_threshold) = best_f1(&scores, &positive);
+    let (precision, recall) = precision_recall(&scores, &positive, threshold);
+    Ok(PairScores {
+        set: set_name(path),
+        pairs: rows.len(),
+        spearman: spearman(
+            &scores.iter().map(|&s| s as f64).collect::<Vec<_>>(),
+            &labels,
+        ),
+        average_precision: average_precision(&scores, &positive),
+        best_f1,
+        best_f1_threshold,
+        precision_at_threshold: precision,
+        recall_at_threshold: recall,
+    })
+}
+
+/// Reads a clustering set (`{"text","label"}` lines), embeds it once and scores each cut.
+pub fn clusters(
+    path: &Path,
+    embedder: &Embedder,
+    cuts: &[f32],
+    limit: Option<usize>,
+) -> Result<Vec<ClusterScores>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let mut texts = Vec::new();
+    let mut gold = Vec::new();
+    for (i, line) in text.lines().enumerate().take(limit.unwrap_or(usize::MAX)) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("{}:{}", path.display(), i + 1))?;
+        let (Some(t), Some(l)) = (v["text"].as_str(), v["label"].as_str()) else {
+            bail!(
+                "{}:{}: needs string \"text\" and \"label\"",
+                path.display(),
+                i + 1
+            );
+        };
+        texts.push(t.to_string());
+        gold.push(l.to_string());
+    }
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let emb = embedder.embed(&refs, Role::Passage, &mut |_, _| {})?;
+    let gold = to_ids(&gold);
+    let dataset = DatasetBase::from(emb);
+    cuts.iter()
+        .map(|&max_distance| {
+            let c = Agglomerative { max_distance }.fit(&dataset)?;
+            // Each singleton is its own cluster for the metrics.
+            let predicted: Vec<usize> = c
+                .labels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| l.unwrap_or(c.n_clusters + i))
+                .collect();
+            Ok(ClusterScores {
+                set: set_name(path),
+                texts: texts.len(),
+                max_distance,
+                clusters: c.n_clusters,
+                v_measure: v_measure(&gold, &predicted),
+                ari: adjusted_rand(&gold, &predicted),
+            })
+        })
+        .collect()
+}
+
+fn set_name(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn to_ids(labels: &[String]) -> Vec<usize> {
+    let mut ids = HashMap::new();
+    labels
+        .iter()
+        .map(|l| {
+            let n = ids.len();
+            *ids.entry(l.clone()).or_insert(n)
+        })
+        .collect()
+}
+
+fn ranks(x: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..x.len()).collect();
+    order.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
+    let mut r = vec![0.0; x.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && x[order[j + 1]] == x[order[i]] {
+            j += 1;
+        }
+        for &k in &order[i..=j] {
+            r[k] = (i + j) as f64 / 2.0;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Spearman rank correlation (ties get mean ranks).
+pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
+    let (rx, ry) = (ranks(x), ranks(y));
+    let n = x.len() as f64;
+    let (mx, my) = (rx.iter().sum::<f64>() / n, ry.iter().sum::<f64>() / n);
+    let cov: f64 = rx.iter().zip(&ry).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let vx: f64 = rx.iter().map(|a| (a - mx).powi(2)).sum();
+    let vy: f64 = ry.iter().map(|b| (b - my).powi(2)).sum();
+    cov / (vx * vy).sqrt()
+}
+
+fn by_score_desc(scores: &[f32]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    order
+}
+
+/// Average precision of ranking by score.
+pub fn average_precision(scores: &[f32], positive: &[bool]) -> f64 {
+    let total = positive.iter().filter(|&&p| p).count().max(1) as f64;
+    let mut hits = 0.0;
+    let mut sum = 0.0;
+    for (rank, i) in by_score_desc(scores).into_iter().enumerate() {
+        if positive[i] {
+            hits += 1.0;
+            sum += hits / (rank + 1) as f64;
+        }
+    }
+    sum / total
+}
+
+/// The best F1 over thresholds, and the threshold.
+pub fn best_f1(scores: &[f32], positive: &[bool]) -> (f64, f32) {
+    let total = positive.iter().filter(|&&p| p).count() as f64;
+    let (mut hits, mut best) = (0.0, (0.0, 1.0));
+    for (rank, i) in by_score_desc(scores).into_iter().enumerate() {
+        if positive[i] {
+            hits += 1.0;
+        }
+        let f1 = 2.0 * hits / (rank as f64 + 1.0 + total);
+        if f1 > best.0 {
+            best = (f1, scores[i]);
+        }
+    }
+    best
+}
+
+fn precision_recall(scores: &[f32], positive: &[bool], threshold: f32) -> (f64, f64) {
+    let predicted = scores.iter().filter(|&&s| s >= threshold).count() as f64;
+    let total = positive.iter().filter(|&&p| p).count() as f64;
+    let hits = scores
+        .iter()
+        .zip(positive)
+        .filter(|(&s, &p)| p && s >= threshold)
+        .count() as f64;
+    (
+        if predicted > 0.0 {
+            hits / predicted
+        } else {
+            1.0
+        },
+        hits / total.max(1.0),
+    )
+}
+
+fn contingency(a: &[usize], b: &[usize]) -> HashMap<(usize, usize), f64> {
+    let mut t = HashMap::new();
+    for (&x, &y) in a.iter().zip(b) {
+        *t.entry((x, y)).or_insert(0.0) += 1.0;
+    }
+    t
+}
+
+fn entropy(labels: &[usize]) -> f64 {
+    let n = labels.len() as f64;
+    let mut counts: HashMap<usize, f64> = HashMap::new();
+    for &l in labels {
+        *counts.entry(l).or_insert(0.0) += 1.0;
+    }
+    counts.values().map(|&c| -(c / n) * (c / n).ln()).sum()
+}
+
+/// V-measure: harmonic mean of homogeneity and completeness.
+pub fn v_measure(gold: &[usize], predicted: &[usize]) -> f64 {
+    let n = gold.len() as f64;
+    let table = contingency(gold, predicted);
+    let mut gold_n: HashMap<usize, f64> = HashMap::new();
+    let mut pred_n: HashMap<usize, f64> = HashMap::new();
+    for (&(g, p), &c) in &table {
+        *gold_n.entry(g).or_insert(0.0) += c;
+        *pred_n.entry(p).or_insert(0.0) += c;
+    }
+    let h_gold_given_pred: f64 = table
+        .iter()
+        .map(|(&(_, p), &c)| -(c / n) * (c / pred_n[&p]).ln())
+        .sum();
+    let h_pred_given_gold: f64 = table
+        .iter()
+        .map(|(&(g, _), &c)| -(c / n) * (c / gold_n[&g]).ln())
+        .sum();
+    let (hg, hp) = (entropy(gold), entropy(predicted));
+    let homogeneity = if hg == 0.0 {
+        1.0
+    } else {
+        1.0 - h_gold_given_pred / hg
+    };
+    let completeness = if hp == 0.0 {
+        1.0
+    } else {
+        1.0 - h_pred_given_gold / hp
+    };
+    if homogeneity + completeness == 0.0 {
+        0.0
+    } else {
+        2.0 * homogeneity * completeness / (homogeneity + completeness)
+    }
+}
+
+/// Adjusted Rand index.
+pub fn adjusted_rand(gold: &[usize], predicted: &[usize]) -> f64 {
+    let pairs = |x: f64| x * (x - 1.0) / 2.0;
+    let table = contingency(gold, predicted);
+    let mut gold_n: HashMap<usize, f64> = HashMap::new();
+    let mut pred_n: HashMap<usize, f64> = HashMap::new();
+    for (&(g, p), &c) in &table {
+        *gold_n.entry(g).or_insert(0.0) += c;
+        *pred_n.entry(p).or_insert(0.0) += c;
+    }
+    let index: f64 = table.values().map(|&c| pairs(c)).sum();
+    let a: f64 = gold_n.values().map(|&c| pairs(c)).sum();
+    let b: f64 = pred_n.values().map(|&c| pairs(c)).sum();
+    let expected = a * b / pairs(gold.len() as f64);
+    let max = (a + b) / 2.0;
+    if max == expected {
+        1.0
+    } else {
+        (index - expected) / (max - expected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_on_known_cases() {
+        assert!((spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]) - 1.0).abs() < 1e-12);
+        assert!(
+            (average_precision(&[0.9, 0.8, 0.1], &[true, false, true]) - (1.0 + 2.0 / 3.0) / 2.0)
+                .abs()
+                < 1e-12
+        );
+        let (f1, t) = best_f1(&[0.9, 0.8, 0.1], &[true, true, false]);
+        assert_eq!((f1, t), (1.0, 0.8));
+        assert!((v_measure(&[0, 0, 1, 1], &[5, 5, 7, 7]) - 1.0).abs() < 1e-12);
+        assert!((adjusted_rand(&[0, 0, 1, 1], &[1, 1, 0, 0]) - 1.0).abs() < 1e-12);
+        // sklearn: adjusted_rand_score([0,0,1,1],[0,0,1,2]) = 0.5714...
+        assert!((adjusted_rand(&[0, 0, 1, 1], &[0, 0, 1, 2]) - 0.571428).abs() < 1e-5);
+        // sklearn: v_measure_score([0,0,1,1],[0,0,1,2]) = 0.8
+        assert!((v_measure(&[0, 0, 1, 1], &[0, 0, 1, 2]) - 0.8).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,141 @@
+//! The main job: corpus → claim embeddings → duplicate pairs → clusters with
+//! labels and keywords → report.
+
+use linfa::traits::Fit;
+use linfa::DatasetBase;
+use ndarray::Array2;
+
+use crate::cluster::Agglomerative;
+use crate::corpus::Corpus;
+use crate::embed::{Embedder, Role};
+use crate::keywords;
+use crate::neighbours::{pairs_above, Pair};
+use crate::report::{project_2d, ClaimOut, ClusterOut, DuplicateOut, ModelInfo, Report};
+
+/// Thresholds of the main job.
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterOptions {
+    /// Average-linkage cosine distance under which groups merge.
+    pub max_distance: f32,
+    /// Cosine at or above which two claims are duplicates.
+    pub duplicate_similarity: f32,
+    /// Keep only duplicate pairs from different articles.
+    pub cross_article_only: bool,
+}
+
+/// Embeds every claim of the corpus (as passages).
+pub fn embed_claims(
+    corpus: &Corpus,
+    embedder: &Embedder,
+    progress: &mut dyn FnMut(usize, usize),
+) -> anyhow::Result<Array2<f32>> {
+    let texts: Vec<&str> = corpus.claims.iter().map(|c| c.text.as_str()).collect();
+    Ok(embedder.embed(&texts, Role::Passage, progress)?)
+}
+
+/// Duplicate claim pairs (row indices), most similar first.
+pub fn duplicates(corpus: &Corpus, emb: &Array2<f32>, opts: &ClusterOptions) -> Vec<Pair> {
+    pairs_above(emb, opts.duplicate_similarity)
+        .into_iter()
+        .filter(|p| {
+            !opts.cross_article_only || corpus.claims[p.a].article != corpus.claims[p.b].article
+        })
+        .collect()
+}
+
+/// Clusters the claims and builds the report.
+pub fn analyse(
+    corpus: Corpus,
+    emb: &Array2<f32>,
+    embedder: &Embedder,
+    opts: &ClusterOptions,
+) -> anyhow::Result<Report> {
+    let clustering = Agglomerative {
+        max_distance: opts.max_distance,
+    }
+    .fit(&DatasetBase::from(emb.clone()))?;
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); clustering.n_clusters];
+    for (i, label) in clustering.labels.iter().enumerate() {
+        if let Some(c) = label {
+            members[*c].push(i);
+        }
+    }
+    let texts: Vec<Vec<&str>> = members
+        .iter()
+        .map(|m| m.iter().map(|&i| corpus.claims[i].text.as_str()).collect())
+        .collect();
+    let keywords = keywords::Tokenizer::default().cluster_keywords(&texts, 6);
+    let clusters = members
+        .iter()
+        .zip(keywords)
+        .enumerate()
+        .map(|(id, (m, keywords))| {
+            let mut articles: Vec<String> = m
+                .iter()
+                .map(|&i| corpus.claims[i].article.clone())
+                .collect();
+            articles.sort();
+            articles.dedup();
+            ClusterOut {
+                id,
+                size: m.len(),
+                articles,
+                label: corpus.claims[medoid(emb, m)].text.clone(),
+                keywords,
+                members: m.iter().map(|&i| corpus.claims[i].id.clone()).collect(),
+                stance: None,
+            }
+        })
+        .collect();
+    let duplicates = duplicates(&corpus, emb, opts)
+        .into_iter()
+        .map(|p| DuplicateOut {
+            a: corpus.claims[p.a].id.clone(),
+            b: corpus.claims[p.b].id.clone(),
+            similarity: p.similarity,
+        })
+        .collect();
+    let claims = corpus
+        .claims
+        .iter()
+        .zip(&clustering.labels)
+        .map(|(c, &cluster)| ClaimOut {
+            id: c.id.clone(),
+            article: c.article.clone(),
+            text: c.text.clone(),
+            start: c.start,
+            end: c.end,
+            lang: c.lang,
+            cluster,
+            stance: None,
+        })
+        .collect();
+    Ok(Report {
+        version: 1,
+        model: ModelInfo {
+            id: embedder.model_id().to_string(),
+            dim: embedder.dim(),
+            precision: embedder.options().precision.to_string(),
+        },
+        target: None,
+        articles: corpus.articles,
+        claims,
+        clusters,
+        duplicates,
+        map: project_2d(emb),
+    })
+}
+
+/// The member with the highest mean similarity to the others.
+fn medoid(emb: &Array2<f32>, members: &[usize]) -> usize {
+    let score = |i: usize| {
+        members
+            .iter()
+            .map(|&j| emb.row(i).dot(&emb.row(j)))
+            .sum::<f32>()
+    };
+    *members
+        .iter()
+        .max_by(|&&a, &&b| score(a).total_cmp(&score(b)))
+        .expect("clusters have members")
+}

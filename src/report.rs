@@ -1,0 +1,256 @@
+//! The report: `report.json` (the contract in docs/ARCHITECTURE.md, version 1),
+//! `report.md` (clusters largest first) and `report.html` (one self-contained
+//! page: a 2-D map of the claims coloured by cluster, text on hover, and the list).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use ndarray::{Array1, Array2, Axis};
+use serde::Serialize;
+
+use crate::corpus::{Article, Lang};
+
+/// Everything `stancemap cluster` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub version: u32,
+    pub model: ModelInfo,
+    /// The stance target (with the stance stage; `null` until then).
+    pub target: Option<serde_json::Value>,
+    pub articles: Vec<Article>,
+    pub claims: Vec<ClaimOut>,
+    pub clusters: Vec<ClusterOut>,
+    pub duplicates: Vec<DuplicateOut>,
+    /// 2-D projection of each claim, for the map (not part of the JSON contract).
+    #[serde(skip)]
+    pub map: Vec<[f32; 2]>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    pub id: String,
+    pub dim: usize,
+    pub precision: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClaimOut {
+    pub id: String,
+    pub article: String,
+    pub text: String,
+    pub start: usize,
+    pub end: usize,
+    pub lang: Lang,
+    pub cluster: Option<usize>,
+    pub stance: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterOut {
+    pub id: usize,
+    pub size: usize,
+    pub articles: Vec<String>,
+    /// The medoid claim's text.
+    pub label: String,
+    pub keywords: Vec<String>,
+    pub members: Vec<String>,
+    pub stance: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DuplicateOut {
+    pub a: String,
+    pub b: String,
+    pub similarity: f32,
+}
+
+/// The first two principal components of the rows (power iteration with deflation).
+pub fn project_2d(x: &Array2<f32>) -> Vec<[f32; 2]> {
+    let n = x.nrows();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mean = x.mean_axis(Axis(0)).expect("rows");
+    let centred = x - &mean;
+    let mut components: Vec<Array1<f32>> = Vec::new();
+    for k in 0..2 {
+        let mut v = Array1::from_shape_fn(x.ncols(), |i| ((i * 7 + k * 13) % 11) as f32 - 5.0);
+        for _ in 0..100 {
+            let mut next = centred.t().dot(&centred.dot(&v));
+            for c in &components {
+                let overlap = next.dot(c);
+                next.scaled_add(-overlap, c);
+            }
+            let norm = next.dot(&next).sqrt();
+            if norm == 0.0 {
+                break;
+            }
+            v = next / norm;
+        }
+        components.push(v);
+    }
+    let (a, b) = (centred.dot(&components[0]), centred.dot(&components[1]));
+    a.iter().zip(b.iter()).map(|(&p, &q)| [p, q]).collect()
+}
+
+impl Report {
+    /// Writes report.json, report.md and report.html into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
+        let write = |name: &str, body: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, body).with_context(|| format!("{}: cannot write", path.display()))
+        };
+        write("report.json", serde_json::to_string_pretty(self)?)?;
+        write("report.md", self.markdown())?;
+        write("report.html", self.html())
+    }
+
+    fn claim(&self, id: &str) -> &ClaimOut {
+        let index: usize = id[1..].parse().expect("claim ids are c<index>");
+        &self.claims[index]
+    }
+
+    /// Markdown summary: clusters largest first, then duplicates.
+    pub fn markdown(&self) -> String {
+        let mut md = format!(
+            "# stancemap report\n\n{} articles, {} claims, {} clusters spanning articles or repeating a claim, {} duplicate pairs. Model: {} ({}).\n\n",
+            self.articles.len(),
+            self.claims.len(),
+            self.clusters.len(),
+            self.duplicates.len(),
+            self.model.id,
+            self.model.precision
+        );
+        md.push_str(
+            "## Articles\n\n| id | title | source | date | lang |\n|---|---|---|---|---|\n",
+        );
+        for a in &self.articles {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {:?} |",
+                a.id,
+                a.title.replace('|', "\\|"),
+                a.source.as_deref().unwrap_or(""),
+                a.date.as_deref().unwrap_or(""),
+                a.lang
+            );
+        }
+        md.push_str("\n## Clusters\n");
+        for c in &self.clusters {
+            let _ = write!(
+                md,
+                "\n### {}. {}\n\n{} claims from {} articles ({}). Keywords: {}.\n\n",
+                c.id,
+                c.label,
+                c.size,
+                c.articles.len(),
+                c.articles.join(", "),
+                c.keywords.join(", ")
+            );
+            for m in &c.members {
+                let claim = self.claim(m);
+                let _ = writeln!(md, "- `{}` ({}): {}", claim.id, claim.article, claim.text);
+            }
+        }
+        if !self.duplicates.is_empty() {
+            md.push_str("\n## Duplicate claims\n\n| a | b | cosine | text a | text b |\n|---|---|---|---|---|\n");
+            for d in &self.duplicates {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {:.3} | {} | {} |",
+                    d.a,
+                    d.b,
+                    d.similarity,
+                    self.claim(&d.a).text.replace('|', "\\|"),
+                    self.claim(&d.b).text.replace('|', "\\|")
+                );
+            }
+        }
+        md
+    }
+
+    /// One self-contained HTML page with an SVG map of the claims.
+    pub fn html(&self) -> String {
+        const PALETTE: [&str; 12] = [
+            "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+            "#bcbd22", "#393b79", "#637939", "#843c39",
+        ];
+        let colour = |c: Option<usize>| c.map_or("#c8c8c8", |c| PALETTE[c % PALETTE.len()]);
+        let (w, h, pad) = (900.0f32, 560.0f32, 30.0f32);
+        let (mut lo, mut hi) = ([f32::MAX; 2], [f32::MIN; 2]);
+        for p in &self.map {
+            for k in 0..2 {
+                lo[k] = lo[k].min(p[k]);
+                hi[k] = hi[k].max(p[k]);
+            }
+        }
+        let scale = |v: f32, k: usize, size: f32| {
+            pad + (v - lo[k]) / (hi[k] - lo[k]).max(1e-6) * (size - 2.0 * pad)
+        };
+        let mut svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" style=\"border:1px solid #ddd;background:#fff\">");
+        for (claim, p) in self.claims.iter().zip(&self.map) {
+            let cluster = claim.cluster.map_or("none".to_string(), |c| c.to_string());
+            let _ = write!(
+                svg,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"{}\" fill=\"{}\" fill-opacity=\"0.85\"><title>{} [{}] cluster {}: {}</title></circle>",
+                scale(p[0], 0, w),
+                h - scale(p[1], 1, h),
+                if claim.cluster.is_some() { 6 } else { 4 },
+                colour(claim.cluster),
+                claim.id,
+                escape(&claim.article),
+                cluster,
+                escape(&claim.text)
+            );
+        }
+        svg.push_str("</svg>");
+        let mut list = String::new();
+        for c in &self.clusters {
+            let _ = write!(
+                list,
+                "<li><span class=\"dot\" style=\"background:{}\"></span><b>{}. {}</b><br><small>{} claims, {} articles · {}</small><ul>",
+                colour(Some(c.id)),
+                c.id,
+                escape(&c.label),
+                c.size,
+                c.articles.len(),
+                escape(&c.keywords.join(", "))
+            );
+            for m in &c.members {
+                let claim = self.claim(m);
+                let _ = write!(
+                    list,
+                    "<li>{} <small>({})</small></li>",
+                    escape(&claim.text),
+                    escape(&claim.article)
+                );
+            }
+            list.push_str("</ul></li>");
+        }
+        format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>stancemap report</title><style>\
+body{{font-family:system-ui,sans-serif;margin:24px;color:#222}} li{{margin:4px 0}} \
+.dot{{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:6px}}</style></head><body>\
+<h1>stancemap report</h1><p>{} articles · {} claims · {} clusters · {} duplicate pairs · model {}</p>\
+<h2>Map of claims</h2><p><small>First two principal components of the claim embeddings; colour = cluster, grey = no cluster. Hover a point for its text.</small></p>{}\
+<h2>Clusters</h2><ol style=\"list-style:none;padding:0\">{}</ol></body></html>",
+            self.articles.len(),
+            self.claims.len(),
+            self.clusters.len(),
+            self.duplicates.len(),
+            escape(&self.model.id),
+            svg,
+            list
+        )
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

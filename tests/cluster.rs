@@ -1,0 +1,137 @@
+//! `stancemap cluster` and `dedup` end to end on the seed articles, with the real model.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn stancemap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stancemap"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run stancemap")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn seeds_report_follows_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = stancemap(&["cluster", "seeds/", "-o", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["version"], 1);
+    assert_eq!(report["model"]["dim"], 384);
+    let articles = report["articles"].as_array().unwrap();
+    assert_eq!(articles.len(), 5);
+    for a in articles {
+        for key in ["id", "path", "title", "date", "source", "lang"] {
+            assert!(a.get(key).is_some(), "article lacks {key}");
+        }
+    }
+    let claims = report["claims"].as_array().unwrap();
+    assert!(claims.len() > 50, "{} claims", claims.len());
+    // Spans point back into the source text.
+    for c in claims {
+        let path = format!("seeds/{}.txt", c["article"].as_str().unwrap());
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
+        let (start, end) = (
+            c["start"].as_u64().unwrap() as usize,
+            c["end"].as_u64().unwrap() as usize,
+        );
+        assert_eq!(
+            stancemap::corpus::segment::clean(&text[start..end]),
+            c["text"].as_str().unwrap()
+        );
+    }
+    let clusters = report["clusters"].as_array().unwrap();
+    assert!(
+        clusters
+            .iter()
+            .any(|c| c["articles"].as_array().unwrap().len() >= 2),
+        "no cluster spans articles"
+    );
+    for c in clusters {
+        let members = c["members"].as_array().unwrap();
+        assert_eq!(members.len() as u64, c["size"].as_u64().unwrap());
+        assert!(members.len() >= 2, "singleton cluster");
+        for m in members {
+            let claim = claims.iter().find(|x| x["id"] == *m).unwrap();
+            assert_eq!(claim["cluster"], c["id"]);
+        }
+        assert!(!c["keywords"].as_array().unwrap().is_empty());
+    }
+    for d in report["duplicates"].as_array().unwrap() {
+        assert!(d["similarity"].as_f64().unwrap() >= 0.91);
+    }
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.matches("<circle").count() == claims.len());
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("## Clusters"));
+}
+
+#[test]
+fn dedup_lists_cross_article_pairs() {
+    let out = stancemap(&[
+        "dedup",
+        "seeds/",
+        "--cross-article-only",
+        "--threshold",
+        "0.9",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pairs: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!pairs.is_empty());
+    for p in &pairs {
+        assert_ne!(p["article_a"], p["article_b"]);
+        assert!(p["similarity"].as_f64().unwrap() >= 0.9);
+    }
+}
+
+#[test]
+fn bad_corpus_inputs_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = stancemap(&[
+        "cluster",
+        empty.to_str().unwrap(),
+        "-o",
+        dir.path().join("o").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no articles found"),
+        "{}",
+        stderr(&out)
+    );
+
+    let binary = dir.path().join("x.txt");
+    std::fs::write(
+        &binary,
+        b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03\0>\0\x01",
+    )
+    .unwrap();
+    let out = stancemap(&["cluster", binary.to_str().unwrap()]);
+    assert!(stderr(&out).contains("looks binary"), "{}", stderr(&out));
+
+    // A 50 MB single-line file: refused quickly, not embedded for an hour.
+    let big = dir.path().join("big.txt");
+    std::fs::write(&big, "稀土".repeat(50 << 20 >> 3)).unwrap();
+    let out = stancemap(&["cluster", big.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("split it into smaller files"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("panicked"));
+}
