@@ -258,16 +258,8 @@ fn run(cli: Cli) -> Result<()> {
             thresholds,
             engine,
         } => {
-            engine.threads();
             let start = Instant::now();
-            let corpus = corpus::read(&inputs)?;
-            eprintln!(
-                "stancemap: {} articles, {} claims",
-                corpus.articles.len(),
-                corpus.claims.len()
-            );
-            let embedder = load(&engine)?;
-            let emb = embed_with_bar(&corpus, &embedder)?;
+            let (corpus, embedder, emb) = read_and_embed(&inputs, &engine)?;
             let report = pipeline::analyse(corpus, &emb, &embedder, &thresholds.options())?;
             report.write(&out)?;
             eprintln!(
@@ -285,10 +277,7 @@ fn run(cli: Cli) -> Result<()> {
             thresholds,
             engine,
         } => {
-            engine.threads();
-            let corpus = corpus::read(&inputs)?;
-            let embedder = load(&engine)?;
-            let emb = embed_with_bar(&corpus, &embedder)?;
+            let (corpus, _, emb) = read_and_embed(&inputs, &engine)?;
             let pairs = pipeline::duplicates(&corpus, &emb, &thresholds.options());
             let mut lines = String::new();
             for p in &pairs {
@@ -396,15 +385,26 @@ fn load(engine: &EngineArgs) -> Result<Embedder> {
     Ok(Embedder::load(files, options)?)
 }
 
-/// Embeds the corpus's claims with a progress bar.
-fn embed_with_bar(corpus: &corpus::Corpus, embedder: &Embedder) -> Result<ndarray::Array2<f32>> {
+/// Reads the corpus, loads the model and embeds every claim (with a progress bar).
+fn read_and_embed(
+    inputs: &[PathBuf],
+    engine: &EngineArgs,
+) -> Result<(corpus::Corpus, Embedder, ndarray::Array2<f32>)> {
+    engine.threads();
+    let corpus = corpus::read(inputs)?;
+    eprintln!(
+        "stancemap: {} articles, {} claims",
+        corpus.articles.len(),
+        corpus.claims.len()
+    );
+    let embedder = load(engine)?;
     let bar = token_bar();
-    let emb = pipeline::embed_claims(corpus, embedder, &mut |done, total| {
+    let emb = pipeline::embed_claims(&corpus, &embedder, &mut |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
-    Ok(emb)
+    Ok((corpus, embedder, emb))
 }
 
 /// A progress bar over tokens on stderr (hidden when stderr is not a terminal).

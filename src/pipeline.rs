@@ -100,12 +100,7 @@ pub fn analyse(
         .iter()
         .zip(&clustering.labels)
         .map(|(c, &cluster)| ClaimOut {
-            id: c.id.clone(),
-            article: c.article.clone(),
-            text: c.text.clone(),
-            start: c.start,
-            end: c.end,
-            lang: c.lang,
+            claim: c.clone(),
             cluster,
             stance: None,
         })

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use ndarray::{Array1, Array2, Axis};
 use serde::Serialize;
 
-use crate::corpus::{Article, Lang};
+use crate::corpus::{Article, Claim};
 
 /// Everything `stancemap cluster` found.
 #[derive(Debug, Clone, Serialize)]
@@ -36,12 +36,8 @@ pub struct ModelInfo {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ClaimOut {
-    pub id: String,
-    pub article: String,
-    pub text: String,
-    pub start: usize,
-    pub end: usize,
-    pub lang: Lang,
+    #[serde(flatten)]
+    pub claim: Claim,
     pub cluster: Option<usize>,
     pub stance: Option<serde_json::Value>,
 }
@@ -108,9 +104,9 @@ impl Report {
         write("report.html", self.html())
     }
 
-    fn claim(&self, id: &str) -> &ClaimOut {
+    fn claim(&self, id: &str) -> &Claim {
         let index: usize = id[1..].parse().expect("claim ids are c<index>");
-        &self.claims[index]
+        &self.claims[index].claim
     }
 
     /// Markdown summary: clusters largest first, then duplicates.
@@ -191,15 +187,16 @@ impl Report {
             pad + (v - lo[k]) / (hi[k] - lo[k]).max(1e-6) * (size - 2.0 * pad)
         };
         let mut svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" style=\"border:1px solid #ddd;background:#fff\">");
-        for (claim, p) in self.claims.iter().zip(&self.map) {
-            let cluster = claim.cluster.map_or("none".to_string(), |c| c.to_string());
+        for (out, p) in self.claims.iter().zip(&self.map) {
+            let claim = &out.claim;
+            let cluster = out.cluster.map_or("none".to_string(), |c| c.to_string());
             let _ = write!(
                 svg,
                 "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"{}\" fill=\"{}\" fill-opacity=\"0.85\"><title>{} [{}] cluster {}: {}</title></circle>",
                 scale(p[0], 0, w),
                 h - scale(p[1], 1, h),
-                if claim.cluster.is_some() { 6 } else { 4 },
-                colour(claim.cluster),
+                if out.cluster.is_some() { 6 } else { 4 },
+                colour(out.cluster),
                 claim.id,
                 escape(&claim.article),
                 cluster,

@@ -1,19 +1,10 @@
 //! The `stancemap` binary end to end: real files in, real model, errors out.
 
 use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn stancemap(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stancemap"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run stancemap")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use common::{stancemap, stderr};
+use std::process::Output;
 
 /// Fails unless the command exited 1 with a one-line error (no panic) containing `needle`.
 fn assert_clean_error(out: &Output, needle: &str) {

@@ -1,19 +1,9 @@
 //! `stancemap cluster` and `dedup` end to end on the seed articles, with the real model.
 
 use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn stancemap(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stancemap"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run stancemap")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use common::{stancemap, stderr};
 
 #[test]
 fn seeds_report_follows_the_contract() {
