@@ -7,6 +7,7 @@
 //! [`bench`] measures the embedding stage.
 
 pub mod bench;
+pub mod cache;
 pub mod cluster;
 pub mod corpus;
 pub mod cpu;

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use stancemap::bench::{self, BenchOptions};
+use stancemap::cache::EmbeddingCache;
 use stancemap::embed::{EmbedOptions, Embedder, Precision, Role};
 use stancemap::model::{self, fetch};
 use stancemap::pipeline::{self, ClusterOptions};
@@ -150,6 +151,10 @@ struct ThresholdArgs {
     /// Only list duplicate pairs whose claims come from different articles.
     #[arg(long)]
     cross_article_only: bool,
+    /// Embed every claim afresh instead of using the on-disk cache
+    /// ($STANCEMAP_CACHE, default models/cache).
+    #[arg(long)]
+    no_cache: bool,
 }
 
 impl ThresholdArgs {
@@ -259,7 +264,7 @@ fn run(cli: Cli) -> Result<()> {
             engine,
         } => {
             let start = Instant::now();
-            let (corpus, embedder, emb) = read_and_embed(&inputs, &engine)?;
+            let (corpus, embedder, emb) = read_and_embed(&inputs, &engine, thresholds.no_cache)?;
             let report = pipeline::analyse(corpus, &emb, &embedder, &thresholds.options())?;
             report.write(&out)?;
             eprintln!(
@@ -277,7 +282,7 @@ fn run(cli: Cli) -> Result<()> {
             thresholds,
             engine,
         } => {
-            let (corpus, _, emb) = read_and_embed(&inputs, &engine)?;
+            let (corpus, _, emb) = read_and_embed(&inputs, &engine, thresholds.no_cache)?;
             let pairs = pipeline::duplicates(&corpus, &emb, &thresholds.options());
             let mut lines = String::new();
             for p in &pairs {
@@ -385,10 +390,12 @@ fn load(engine: &EngineArgs) -> Result<Embedder> {
     Ok(Embedder::load(files, options)?)
 }
 
-/// Reads the corpus, loads the model and embeds every claim (with a progress bar).
+/// Reads the corpus, loads the model and embeds every claim (with a progress bar),
+/// through the embedding cache unless `no_cache`.
 fn read_and_embed(
     inputs: &[PathBuf],
     engine: &EngineArgs,
+    no_cache: bool,
 ) -> Result<(corpus::Corpus, Embedder, ndarray::Array2<f32>)> {
     engine.threads();
     let corpus = corpus::read(inputs)?;
@@ -399,11 +406,26 @@ fn read_and_embed(
     );
     let embedder = load(engine)?;
     let bar = token_bar();
-    let emb = pipeline::embed_claims(&corpus, &embedder, &mut |done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    })?;
+    let mut cache = if no_cache {
+        None
+    } else {
+        let dir = std::env::var_os("STANCEMAP_CACHE")
+            .map_or_else(|| model::models_root().join("cache"), PathBuf::from);
+        let precision = embedder.options().precision.to_string();
+        Some(EmbeddingCache::open(&dir, embedder.model_id(), &precision)?)
+    };
+    let (emb, cached) =
+        pipeline::embed_claims(&corpus, &embedder, cache.as_mut(), &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })?;
     bar.finish_and_clear();
+    if cached > 0 {
+        eprintln!(
+            "stancemap: {cached} of {} claims from the embedding cache",
+            corpus.claims.len()
+        );
+    }
     Ok((corpus, embedder, emb))
 }
 

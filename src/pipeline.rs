@@ -5,6 +5,7 @@ use linfa::traits::Fit;
 use linfa::DatasetBase;
 use ndarray::Array2;
 
+use crate::cache::EmbeddingCache;
 use crate::cluster::Agglomerative;
 use crate::corpus::Corpus;
 use crate::embed::{Embedder, Role};
@@ -23,14 +24,19 @@ pub struct ClusterOptions {
     pub cross_article_only: bool,
 }
 
-/// Embeds every claim of the corpus (as passages).
+/// Embeds every claim of the corpus (as passages), through `cache` when given.
+/// Returns the embeddings and how many came from the cache.
 pub fn embed_claims(
     corpus: &Corpus,
     embedder: &Embedder,
+    cache: Option<&mut EmbeddingCache>,
     progress: &mut dyn FnMut(usize, usize),
-) -> anyhow::Result<Array2<f32>> {
+) -> anyhow::Result<(Array2<f32>, usize)> {
     let texts: Vec<&str> = corpus.claims.iter().map(|c| c.text.as_str()).collect();
-    Ok(embedder.embed(&texts, Role::Passage, progress)?)
+    match cache {
+        Some(cache) => cache.embed(embedder, &texts, Role::Passage, progress),
+        None => Ok((embedder.embed(&texts, Role::Passage, progress)?, 0)),
+    }
 }
 
 /// Duplicate claim pairs (row indices), most similar first.

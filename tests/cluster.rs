@@ -125,3 +125,32 @@ fn bad_corpus_inputs_are_clear_errors() {
     );
     assert!(!stderr(&out).contains("panicked"));
 }
+
+#[test]
+fn a_rerun_takes_embeddings_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |out: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_stancemap"))
+            .args([
+                "cluster",
+                "seeds/",
+                "-o",
+                dir.path().join(out).to_str().unwrap(),
+            ])
+            .env("STANCEMAP_CACHE", dir.path().join("cache"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap()
+    };
+    let first = run("a");
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(!stderr(&first).contains("from the embedding cache"));
+    let second = run("b");
+    assert!(
+        stderr(&second).contains("from the embedding cache"),
+        "{}",
+        stderr(&second)
+    );
+    let read = |d: &str| std::fs::read_to_string(dir.path().join(d).join("report.json")).unwrap();
+    assert_eq!(read("a"), read("b"));
+}
