@@ -268,7 +268,7 @@ fn run(cli: Cli) -> Result<()> {
             let report = pipeline::analyse(corpus, &emb, &embedder, &thresholds.options())?;
             report.write(&out)?;
             eprintln!(
-                "stancemap: {} clusters, {} duplicate pairs in {:.1}s → {}/report.{{json,md,html}}",
+                "stancemap: {} clusters, {} duplicate pairs in {:.1}s → {} (report.json, report.md, report.html)",
                 report.clusters.len(),
                 report.duplicates.len(),
                 start.elapsed().as_secs_f64(),

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::kernels::{GeluErf, ScaledSoftmax};
@@ -359,12 +359,16 @@ impl Encoder {
         for layer in &self.layers {
             x = layer.forward(&x, packed)?;
         }
-        let mut pooled = Vec::with_capacity(packed.spans.len() * self.hidden);
-        for &(start, len) in &packed.spans {
-            let mean = x.narrow(0, start, len)?.mean(0)?;
-            pooled.extend(mean.to_vec1::<f32>()?);
+        let hidden = x.flatten_all()?.to_vec1::<f32>()?;
+        let mut pooled = vec![0.0f32; packed.spans.len() * self.hidden];
+        for (out, &(start, len)) in pooled.chunks_exact_mut(self.hidden).zip(&packed.spans) {
+            for row in
+                hidden[start * self.hidden..(start + len) * self.hidden].chunks_exact(self.hidden)
+            {
+                out.iter_mut().zip(row).for_each(|(o, &v)| *o += v);
+            }
+            out.iter_mut().for_each(|o| *o /= len as f32);
         }
-        debug_assert_eq!(pooled.len(), packed.spans.len() * x.dim(D::Minus1)?);
         Ok(pooled)
     }
 }
