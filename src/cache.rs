@@ -6,7 +6,7 @@
 //! leaves at most a torn last record: it fails its length or checksum, is ignored, and
 //! the file is cut back to the last whole record before anything new is appended.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -85,8 +85,9 @@ impl EmbeddingCache {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<(Array2<f32>, usize)> {
         let keys: Vec<Key> = texts.iter().map(|t| key(role, t)).collect();
+        let mut wanted = HashSet::new();
         let missing: Vec<usize> = (0..texts.len())
-            .filter(|&i| !self.vectors.contains_key(&keys[i]))
+            .filter(|&i| !self.vectors.contains_key(&keys[i]) && wanted.insert(keys[i]))
             .collect();
         let missing_texts: Vec<&str> = missing.iter().map(|&i| texts[i]).collect();
         let fresh = if missing.is_empty() {

@@ -3,8 +3,10 @@
 //! stance toward a target position.
 //!
 //! The pipeline runs one way, one module a stage (see `docs/ARCHITECTURE.md`):
-//! [`input`] → [`embed`] (with [`model`] for where weights come from) → [`output`];
-//! [`bench`] measures the embedding stage.
+//! [`corpus`] → [`embed`] (with [`model`] for where weights come from, [`cache`] to
+//! skip known texts) → [`neighbours`] → [`cluster`] (+ [`keywords`]) → [`stance`] →
+//! [`report`], wired by [`pipeline`]. [`input`]/[`output`] serve `stancemap embed`,
+//! [`serve`] the HTTP server, [`eval`] and [`bench`](mod@bench) measure quality and speed.
 
 pub mod bench;
 pub mod cache;
@@ -20,3 +22,5 @@ pub mod neighbours;
 pub mod output;
 pub mod pipeline;
 pub mod report;
+pub mod serve;
+pub mod stance;

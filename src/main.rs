@@ -12,6 +12,8 @@ use stancemap::cache::EmbeddingCache;
 use stancemap::embed::{EmbedOptions, Embedder, Precision, Role};
 use stancemap::model::{self, fetch};
 use stancemap::pipeline::{self, ClusterOptions};
+use stancemap::serve::{self, batcher::BatchOptions};
+use stancemap::stance::{Frame, ScorerKind, StanceModel, DEFAULT_FRAME};
 use stancemap::{corpus, cpu, eval, input, output};
 
 /// Default duplicate threshold (cosine), chosen on the evaluation data (README).
@@ -49,8 +51,8 @@ enum Command {
         #[command(flatten)]
         engine: EngineArgs,
     },
-    /// The main job: read articles, split claims, find duplicates and clusters, write
-    /// report.json, report.md and report.html.
+    /// The main job: read articles, split claims, find duplicates and clusters, score
+    /// their stance, write report.json, report.md and report.html.
     Cluster {
         /// Files or folders of .txt, .md, .jsonl, .csv articles.
         #[arg(required = true)]
@@ -60,6 +62,23 @@ enum Command {
         output: PathBuf,
         #[command(flatten)]
         thresholds: ThresholdArgs,
+        #[command(flatten)]
+        stance: StanceArgs,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Score the stance of passages toward a target: FILES are .txt (one passage per
+    /// line), .jsonl ({"id","text"}) or -. Writes JSONL
+    /// ({"id","text","label","score","probabilities"}).
+    Stance {
+        /// Input files (`-` reads lines from stdin).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// JSONL output; - for stdout.
+        #[arg(short, long, default_value = "-")]
+        output: PathBuf,
+        #[command(flatten)]
+        stance: StanceArgs,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -76,8 +95,12 @@ enum Command {
         #[command(flatten)]
         engine: EngineArgs,
     },
-    /// Quality on labelled data: pair sets (.tsv) and clustering sets (.jsonl).
+    /// Quality on labelled data: pair sets (.tsv) and clustering sets (.jsonl);
+    /// `eval stance` for stance sets.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Eval {
+        #[command(subcommand)]
+        stance: Option<EvalCommand>,
         /// Pair sets (`text1 text2 label` TSV) and clustering sets (`{"text","label"}` JSONL).
         #[arg(required = true)]
         sets: Vec<PathBuf>,
@@ -90,6 +113,30 @@ enum Command {
         /// Use only the first N rows of each set.
         #[arg(long)]
         limit: Option<usize>,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Serve embeddings over HTTP with the OpenAI API (POST /v1/embeddings,
+    /// GET /v1/models, GET /health) until SIGTERM or Ctrl-C.
+    Serve {
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Stop gathering requests into a batch at this many tokens.
+        #[arg(long, default_value_t = 8192)]
+        max_batch_tokens: usize,
+        /// Longest a request waits for others to share its batch, in milliseconds.
+        #[arg(long, default_value_t = 5)]
+        max_wait_ms: u64,
+        /// Requests that may wait for the encoder; beyond it: 503 with Retry-After.
+        #[arg(long, default_value_t = 256)]
+        queue: usize,
+        /// Most texts in one request (more: 413).
+        #[arg(long, default_value_t = 2048)]
+        max_inputs: usize,
+        /// Largest request body in MiB (more: 413).
+        #[arg(long, default_value_t = 16)]
+        max_body_mib: usize,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -113,6 +160,38 @@ enum Command {
         /// Write the report as JSON here.
         #[arg(long, default_value = "bench.json")]
         json: PathBuf,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Stance sets (`{"target","text","label"}` JSONL, labels favor|against|none): per
+    /// target, a frame from the first half of its rows, scored on the rest; plus the
+    /// zero-shot case (a frame from one target scored on another).
+    Stance {
+        #[arg(required = true)]
+        sets: Vec<PathBuf>,
+        /// Scorers to compare, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "prototype,kernel,logistic,blend"
+        )]
+        scorer: Vec<ScorerKind>,
+        /// Softmax temperatures to try, comma-separated (default: each scorer's own).
+        #[arg(long, value_delimiter = ',')]
+        temperature: Vec<f32>,
+        /// Most training rows per target.
+        #[arg(long, default_value_t = 300)]
+        max_examples: usize,
+        /// Use only the first N rows of each set.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Embed every text afresh instead of using the on-disk cache.
+        #[arg(long)]
+        no_cache: bool,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -164,6 +243,28 @@ impl ThresholdArgs {
             duplicate_similarity: self.threshold,
             cross_article_only: self.cross_article_only,
         }
+    }
+}
+
+/// The stance target and scorer.
+#[derive(Args)]
+struct StanceArgs {
+    /// A target frame (TOML: name, description, examples per label; see
+    /// models/stance/china-rare-earth.toml). Default: China's rare-earth position.
+    #[arg(long)]
+    target: Option<PathBuf>,
+    /// How claims are scored against the frame's examples.
+    #[arg(long, value_enum, default_value_t = ScorerKind::Blend)]
+    scorer: ScorerKind,
+}
+
+impl StanceArgs {
+    /// Reads the frame (before any slow work, so a bad frame fails fast).
+    fn frame(&self) -> Result<Frame> {
+        Ok(match &self.target {
+            Some(path) => Frame::load(path)?,
+            None => Frame::parse(DEFAULT_FRAME, "built-in frame china-rare-earth")?,
+        })
     }
 }
 
@@ -261,11 +362,15 @@ fn run(cli: Cli) -> Result<()> {
             inputs,
             output: out,
             thresholds,
+            stance,
             engine,
         } => {
             let start = Instant::now();
+            let frame = stance.frame()?;
             let (corpus, embedder, emb) = read_and_embed(&inputs, &engine, thresholds.no_cache)?;
-            let report = pipeline::analyse(corpus, &emb, &embedder, &thresholds.options())?;
+            let stance = StanceModel::build(frame, &embedder, stance.scorer)?;
+            let report =
+                pipeline::analyse(corpus, &emb, &embedder, &stance, &thresholds.options())?;
             report.write(&out)?;
             eprintln!(
                 "stancemap: {} clusters, {} duplicate pairs in {:.1}s → {} (report.json, report.md, report.html)",
@@ -273,6 +378,40 @@ fn run(cli: Cli) -> Result<()> {
                 report.duplicates.len(),
                 start.elapsed().as_secs_f64(),
                 out.display()
+            );
+            Ok(())
+        }
+        Command::Stance {
+            files,
+            output: out,
+            stance,
+            engine,
+        } => {
+            engine.threads();
+            let frame = stance.frame()?;
+            let passages = input::read_all(&files)?;
+            let embedder = load(&engine)?;
+            let model = StanceModel::build(frame, &embedder, stance.scorer)?;
+            let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
+            let bar = token_bar();
+            let vectors = embedder.embed(&texts, Role::Passage, &mut |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })?;
+            bar.finish_and_clear();
+            let mut lines = String::new();
+            for (p, s) in passages.iter().zip(model.score(vectors.view())) {
+                let line = serde_json::json!({
+                    "id": p.id, "text": p.text, "label": s.label, "score": s.score,
+                    "probabilities": s.probabilities,
+                });
+                lines.push_str(&format!("{line}\n"));
+            }
+            write_text(&out, &lines)?;
+            eprintln!(
+                "stancemap: {} passages scored toward {}",
+                passages.len(),
+                model.frame.name
             );
             Ok(())
         }
@@ -294,12 +433,7 @@ fn run(cli: Cli) -> Result<()> {
                 });
                 lines.push_str(&format!("{line}\n"));
             }
-            if out.as_os_str() == "-" {
-                print!("{lines}");
-            } else {
-                std::fs::write(&out, lines)
-                    .with_context(|| format!("{}: cannot write", out.display()))?;
-            }
+            write_text(&out, &lines)?;
             eprintln!(
                 "stancemap: {} duplicate pairs among {} claims",
                 pairs.len(),
@@ -308,6 +442,73 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Eval {
+            stance:
+                Some(EvalCommand::Stance {
+                    sets,
+                    scorer,
+                    temperature,
+                    max_examples,
+                    limit,
+                    no_cache,
+                    engine,
+                }),
+            ..
+        } => {
+            engine.threads();
+            let embedder = load(&engine)?;
+            let mut cache = if no_cache {
+                None
+            } else {
+                Some(open_cache(&embedder)?)
+            };
+            println!("| set | scorer | T | targets | train | scored | macro-F1 | F_avg | log-loss | ECE | zero-shot macro-F1 |\n|---|---|---|---|---|---|---|---|---|---|---|");
+            for path in &sets {
+                let set = eval::stance::StanceSet::read(path, limit)?;
+                let bar = token_bar();
+                let texts = set.texts();
+                let mut progress = |done: usize, total: usize| {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                };
+                let emb = match cache.as_mut() {
+                    Some(cache) => {
+                        cache
+                            .embed(&embedder, &texts, Role::Passage, &mut progress)?
+                            .0
+                    }
+                    None => embedder.embed(&texts, Role::Passage, &mut progress)?,
+                };
+                bar.finish_and_clear();
+                for &kind in &scorer {
+                    let temperatures = if temperature.is_empty() {
+                        vec![kind.default_temperature()]
+                    } else {
+                        temperature.clone()
+                    };
+                    for t in temperatures {
+                        let s = set.score(&emb, kind, t, max_examples);
+                        println!(
+                            "| {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} |",
+                            s.set,
+                            s.scorer,
+                            s.temperature,
+                            s.targets,
+                            s.train,
+                            s.scored,
+                            s.macro_f1,
+                            s.f_avg,
+                            s.log_loss,
+                            s.ece,
+                            s.zero_shot_macro_f1
+                                .map_or("–".to_string(), |f| format!("{f:.3}"))
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Eval {
+            stance: None,
             sets,
             max_distance,
             threshold,
@@ -316,16 +517,17 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             engine.threads();
             let embedder = load(&engine)?;
-            println!("| set | rows | Spearman | AP | best F1 (at cos) | P / R at {threshold} |\n|---|---|---|---|---|---|");
+            println!("| set | rows | Spearman | Pearson | AP | best F1 (at cos) | P / R at {threshold} |\n|---|---|---|---|---|---|---|");
             let mut cluster_rows = Vec::new();
             for set in &sets {
                 if set.extension().is_some_and(|e| e == "tsv") {
                     let s = eval::pairs(set, &embedder, threshold, limit)?;
                     println!(
-                        "| {} | {} | {:.3} | {:.3} | {:.3} ({:.3}) | {:.3} / {:.3} |",
+                        "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} ({:.3}) | {:.3} / {:.3} |",
                         s.set,
                         s.pairs,
                         s.spearman,
+                        s.pearson,
                         s.average_precision,
                         s.best_f1,
                         s.best_f1_threshold,
@@ -349,6 +551,42 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Serve {
+            addr,
+            max_batch_tokens,
+            max_wait_ms,
+            queue,
+            max_inputs,
+            max_body_mib,
+            engine,
+        } => {
+            engine.threads();
+            let embedder = load(&engine)?;
+            let options = serve::ServeOptions {
+                batch: BatchOptions {
+                    max_batch_tokens,
+                    max_wait: std::time::Duration::from_millis(max_wait_ms),
+                    queue,
+                },
+                max_inputs,
+                max_body_bytes: max_body_mib << 20,
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(async {
+                let listener = serve::bind(addr).await?;
+                eprintln!(
+                    "stancemap: serving {} ({}) on http://{}",
+                    embedder.model_id(),
+                    embedder.options().precision,
+                    listener.local_addr()?
+                );
+                serve::serve(listener, embedder, options).await
+            })
         }
         Command::Bench {
             workload,
@@ -409,10 +647,7 @@ fn read_and_embed(
     let mut cache = if no_cache {
         None
     } else {
-        let dir = std::env::var_os("STANCEMAP_CACHE")
-            .map_or_else(|| model::models_root().join("cache"), PathBuf::from);
-        let precision = embedder.options().precision.to_string();
-        Some(EmbeddingCache::open(&dir, embedder.model_id(), &precision)?)
+        Some(open_cache(&embedder)?)
     };
     let (emb, cached) =
         pipeline::embed_claims(&corpus, &embedder, cache.as_mut(), &mut |done, total| {
@@ -427,6 +662,25 @@ fn read_and_embed(
         );
     }
     Ok((corpus, embedder, emb))
+}
+
+/// The embedding cache for `embedder`'s model and precision, at $STANCEMAP_CACHE
+/// (default models/cache).
+fn open_cache(embedder: &Embedder) -> Result<EmbeddingCache> {
+    let dir = std::env::var_os("STANCEMAP_CACHE")
+        .map_or_else(|| model::models_root().join("cache"), PathBuf::from);
+    let precision = embedder.options().precision.to_string();
+    EmbeddingCache::open(&dir, embedder.model_id(), &precision)
+}
+
+/// Writes `text` to `out`, or to stdout when `out` is `-`.
+fn write_text(out: &std::path::Path, text: &str) -> Result<()> {
+    if out.as_os_str() == "-" {
+        print!("{text}");
+        Ok(())
+    } else {
+        std::fs::write(out, text).with_context(|| format!("{}: cannot write", out.display()))
+    }
 }
 
 /// A progress bar over tokens on stderr (hidden when stderr is not a terminal).

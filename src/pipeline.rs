@@ -1,5 +1,5 @@
 //! The main job: corpus → claim embeddings → duplicate pairs → clusters with
-//! labels and keywords → report.
+//! labels and keywords → stance of claims and clusters → report.
 
 use linfa::traits::Fit;
 use linfa::DatasetBase;
@@ -11,7 +11,10 @@ use crate::corpus::Corpus;
 use crate::embed::{Embedder, Role};
 use crate::keywords;
 use crate::neighbours::{pairs_above, Pair};
-use crate::report::{project_2d, ClaimOut, ClusterOut, DuplicateOut, ModelInfo, Report};
+use crate::report::{
+    project_2d, ClaimOut, ClusterOut, DuplicateOut, ModelInfo, Report, TargetInfo,
+};
+use crate::stance::{aggregate, StanceModel};
 
 /// Thresholds of the main job.
 #[derive(Debug, Clone, Copy)]
@@ -49,13 +52,16 @@ pub fn duplicates(corpus: &Corpus, emb: &Array2<f32>, opts: &ClusterOptions) -> 
         .collect()
 }
 
-/// Clusters the claims and builds the report.
+/// Clusters the claims, scores their stance toward `stance`'s target and builds
+/// the report.
 pub fn analyse(
     corpus: Corpus,
     emb: &Array2<f32>,
     embedder: &Embedder,
+    stance: &StanceModel,
     opts: &ClusterOptions,
 ) -> anyhow::Result<Report> {
+    let claim_stances = stance.score(emb.view());
     let clustering = Agglomerative {
         max_distance: opts.max_distance,
     }
@@ -82,6 +88,7 @@ pub fn analyse(
                 .collect();
             articles.sort();
             articles.dedup();
+            let member_stances: Vec<_> = m.iter().map(|&i| claim_stances[i]).collect();
             ClusterOut {
                 id,
                 size: m.len(),
@@ -89,7 +96,7 @@ pub fn analyse(
                 label: corpus.claims[medoid(emb, m)].text.clone(),
                 keywords,
                 members: m.iter().map(|&i| corpus.claims[i].id.clone()).collect(),
-                stance: None,
+                stance: aggregate(&member_stances, &centroid_similarities(emb, m)),
             }
         })
         .collect();
@@ -105,10 +112,11 @@ pub fn analyse(
         .claims
         .iter()
         .zip(&clustering.labels)
-        .map(|(c, &cluster)| ClaimOut {
+        .zip(claim_stances)
+        .map(|((c, &cluster), stance)| ClaimOut {
             claim: c.clone(),
             cluster,
-            stance: None,
+            stance,
         })
         .collect();
     Ok(Report {
@@ -118,13 +126,26 @@ pub fn analyse(
             dim: embedder.dim(),
             precision: embedder.options().precision.to_string(),
         },
-        target: None,
+        target: TargetInfo {
+            name: stance.frame.name.clone(),
+            description: stance.frame.description.clone(),
+            scorer: stance.kind().to_string(),
+        },
         articles: corpus.articles,
         claims,
         clusters,
         duplicates,
         map: project_2d(emb),
     })
+}
+
+/// Each member's cosine to the members' normalised mean.
+fn centroid_similarities(emb: &Array2<f32>, members: &[usize]) -> Vec<f32> {
+    let rows = emb.select(ndarray::Axis(0), members);
+    let mut centre = rows.sum_axis(ndarray::Axis(0));
+    let norm = centre.dot(&centre).sqrt().max(1e-12);
+    centre /= norm;
+    rows.dot(&centre).to_vec()
 }
 
 /// The member with the highest mean similarity to the others.

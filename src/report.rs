@@ -10,14 +10,15 @@ use ndarray::{Array1, Array2, Axis};
 use serde::Serialize;
 
 use crate::corpus::{Article, Claim};
+use crate::stance::{ClaimStance, ClusterStance, Label};
 
 /// Everything `stancemap cluster` found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub version: u32,
     pub model: ModelInfo,
-    /// The stance target (with the stance stage; `null` until then).
-    pub target: Option<serde_json::Value>,
+    /// The stance target every claim and cluster is scored toward.
+    pub target: TargetInfo,
     pub articles: Vec<Article>,
     pub claims: Vec<ClaimOut>,
     pub clusters: Vec<ClusterOut>,
@@ -35,11 +36,19 @@ pub struct ModelInfo {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct TargetInfo {
+    pub name: String,
+    pub description: String,
+    /// The scorer that labelled the claims (`kernel` or `prototype`).
+    pub scorer: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct ClaimOut {
     #[serde(flatten)]
     pub claim: Claim,
     pub cluster: Option<usize>,
-    pub stance: Option<serde_json::Value>,
+    pub stance: ClaimStance,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -51,7 +60,7 @@ pub struct ClusterOut {
     pub label: String,
     pub keywords: Vec<String>,
     pub members: Vec<String>,
-    pub stance: Option<serde_json::Value>,
+    pub stance: ClusterStance,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -104,21 +113,38 @@ impl Report {
         write("report.html", self.html())
     }
 
-    fn claim(&self, id: &str) -> &Claim {
+    fn claim(&self, id: &str) -> &ClaimOut {
         let index: usize = id[1..].parse().expect("claim ids are c<index>");
-        &self.claims[index].claim
+        &self.claims[index]
+    }
+
+    /// How many claims carry each label, in [`Label::ALL`] order.
+    fn stance_counts(&self) -> [usize; 3] {
+        let mut counts = [0; 3];
+        for c in &self.claims {
+            counts[c.stance.label.index()] += 1;
+        }
+        counts
     }
 
     /// Markdown summary: clusters largest first, then duplicates.
     pub fn markdown(&self) -> String {
+        let counts = self.stance_counts();
         let mut md = format!(
-            "# stancemap report\n\n{} articles, {} claims, {} clusters spanning articles or repeating a claim, {} duplicate pairs. Model: {} ({}).\n\n",
+            "# stancemap report\n\n{} articles, {} claims, {} clusters spanning articles or repeating a claim, {} duplicate pairs. Model: {} ({}).\n\n\
+Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} scorer).\n\n",
             self.articles.len(),
             self.claims.len(),
             self.clusters.len(),
             self.duplicates.len(),
             self.model.id,
-            self.model.precision
+            self.model.precision,
+            self.target.name,
+            self.target.description,
+            counts[0],
+            counts[1],
+            counts[2],
+            self.target.scorer
         );
         md.push_str(
             "## Articles\n\n| id | title | source | date | lang |\n|---|---|---|---|---|\n",
@@ -138,17 +164,31 @@ impl Report {
         for c in &self.clusters {
             let _ = write!(
                 md,
-                "\n### {}. {}\n\n{} claims from {} articles ({}). Keywords: {}.\n\n",
+                "\n### {}. {}\n\n{} claims from {} articles ({}). Keywords: {}.\n\nStance: **{}** ({:.2}; supports {:.2}, challenges {:.2}, neutral {:.2}){}.\n\n",
                 c.id,
                 c.label,
                 c.size,
                 c.articles.len(),
                 c.articles.join(", "),
-                c.keywords.join(", ")
+                c.keywords.join(", "),
+                c.stance.label,
+                c.stance.confidence,
+                c.stance.distribution.supports,
+                c.stance.distribution.challenges,
+                c.stance.distribution.neutral,
+                if c.stance.contested { ", contested" } else { "" }
             );
             for m in &c.members {
-                let claim = self.claim(m);
-                let _ = writeln!(md, "- `{}` ({}): {}", claim.id, claim.article, claim.text);
+                let out = self.claim(m);
+                let _ = writeln!(
+                    md,
+                    "- `{}` ({}) [{} {:.2}]: {}",
+                    out.claim.id,
+                    out.claim.article,
+                    out.stance.label,
+                    out.stance.score,
+                    out.claim.text
+                );
             }
         }
         if !self.duplicates.is_empty() {
@@ -160,8 +200,8 @@ impl Report {
                     d.a,
                     d.b,
                     d.similarity,
-                    self.claim(&d.a).text.replace('|', "\\|"),
-                    self.claim(&d.b).text.replace('|', "\\|")
+                    self.claim(&d.a).claim.text.replace('|', "\\|"),
+                    self.claim(&d.b).claim.text.replace('|', "\\|")
                 );
             }
         }
@@ -175,6 +215,11 @@ impl Report {
             "#bcbd22", "#393b79", "#637939", "#843c39",
         ];
         let colour = |c: Option<usize>| c.map_or("#c8c8c8", |c| PALETTE[c % PALETTE.len()]);
+        let ring = |l: Label| match l {
+            Label::Supports => "#0a7d32",
+            Label::Challenges => "#c00000",
+            Label::Neutral => "none",
+        };
         let (w, h, pad) = (900.0f32, 560.0f32, 30.0f32);
         let (mut lo, mut hi) = ([f32::MAX; 2], [f32::MIN; 2]);
         for p in &self.map {
@@ -186,20 +231,24 @@ impl Report {
         let scale = |v: f32, k: usize, size: f32| {
             pad + (v - lo[k]) / (hi[k] - lo[k]).max(1e-6) * (size - 2.0 * pad)
         };
+        let counts = self.stance_counts();
         let mut svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" style=\"border:1px solid #ddd;background:#fff\">");
         for (out, p) in self.claims.iter().zip(&self.map) {
             let claim = &out.claim;
             let cluster = out.cluster.map_or("none".to_string(), |c| c.to_string());
             let _ = write!(
                 svg,
-                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"{}\" fill=\"{}\" fill-opacity=\"0.85\"><title>{} [{}] cluster {}: {}</title></circle>",
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"{}\" fill=\"{}\" fill-opacity=\"0.85\" stroke=\"{}\" stroke-width=\"2.5\"><title>{} [{}] cluster {}, {} {:.2}: {}</title></circle>",
                 scale(p[0], 0, w),
                 h - scale(p[1], 1, h),
                 if out.cluster.is_some() { 6 } else { 4 },
                 colour(out.cluster),
+                ring(out.stance.label),
                 claim.id,
                 escape(&claim.article),
                 cluster,
+                out.stance.label,
+                out.stance.score,
                 escape(&claim.text)
             );
         }
@@ -208,21 +257,28 @@ impl Report {
         for c in &self.clusters {
             let _ = write!(
                 list,
-                "<li><span class=\"dot\" style=\"background:{}\"></span><b>{}. {}</b><br><small>{} claims, {} articles · {}</small><ul>",
+                "<li><span class=\"dot\" style=\"background:{}\"></span><b>{}. {}</b><br><small>{} claims, {} articles · {} · <span class=\"{}\">{} {:.2}</span>{}</small><ul>",
                 colour(Some(c.id)),
                 c.id,
                 escape(&c.label),
                 c.size,
                 c.articles.len(),
-                escape(&c.keywords.join(", "))
+                escape(&c.keywords.join(", ")),
+                c.stance.label,
+                c.stance.label,
+                c.stance.confidence,
+                if c.stance.contested { " · contested" } else { "" }
             );
             for m in &c.members {
-                let claim = self.claim(m);
+                let out = self.claim(m);
                 let _ = write!(
                     list,
-                    "<li>{} <small>({})</small></li>",
-                    escape(&claim.text),
-                    escape(&claim.article)
+                    "<li>{} <small>({}) <span class=\"{}\">{} {:.2}</span></small></li>",
+                    escape(&out.claim.text),
+                    escape(&out.claim.article),
+                    out.stance.label,
+                    out.stance.label,
+                    out.stance.score
                 );
             }
             list.push_str("</ul></li>");
@@ -230,15 +286,22 @@ impl Report {
         format!(
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>stancemap report</title><style>\
 body{{font-family:system-ui,sans-serif;margin:24px;color:#222}} li{{margin:4px 0}} \
-.dot{{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:6px}}</style></head><body>\
+.dot{{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:6px}} \
+.supports{{color:#0a7d32;font-weight:600}} .challenges{{color:#c00000;font-weight:600}} .neutral{{color:#666}}</style></head><body>\
 <h1>stancemap report</h1><p>{} articles · {} claims · {} clusters · {} duplicate pairs · model {}</p>\
-<h2>Map of claims</h2><p><small>First two principal components of the claim embeddings; colour = cluster, grey = no cluster. Hover a point for its text.</small></p>{}\
+<p>Stance toward <b>{}</b>: {} · claims: <span class=\"supports\">{} supports</span>, <span class=\"challenges\">{} challenges</span>, <span class=\"neutral\">{} neutral</span></p>\
+<h2>Map of claims</h2><p><small>First two principal components of the claim embeddings; colour = cluster, grey = no cluster; ring = stance (green supports, red challenges, none neutral). Hover a point for its text.</small></p>{}\
 <h2>Clusters</h2><ol style=\"list-style:none;padding:0\">{}</ol></body></html>",
             self.articles.len(),
             self.claims.len(),
             self.clusters.len(),
             self.duplicates.len(),
             escape(&self.model.id),
+            escape(&self.target.name),
+            escape(&self.target.description),
+            counts[0],
+            counts[1],
+            counts[2],
             svg,
             list
         )

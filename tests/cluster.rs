@@ -55,13 +55,42 @@ fn seeds_report_follows_the_contract() {
         }
         assert!(!c["keywords"].as_array().unwrap().is_empty());
     }
+    assert_eq!(report["target"]["name"], "china-rare-earth");
+    let labels = ["supports", "challenges", "neutral"];
+    let sums_to_one = |p: &serde_json::Value| {
+        let sum: f64 = labels.iter().map(|k| p[k].as_f64().unwrap()).sum();
+        (sum - 1.0).abs() < 1e-4
+    };
+    for c in claims {
+        let s = &c["stance"];
+        assert!(labels.contains(&s["label"].as_str().unwrap()), "{s}");
+        assert!(sums_to_one(&s["probabilities"]), "{s}");
+        assert_eq!(s["score"], s["probabilities"][s["label"].as_str().unwrap()]);
+    }
+    for c in clusters {
+        let s = &c["stance"];
+        assert!(sums_to_one(&s["distribution"]), "{s}");
+        assert_eq!(
+            s["confidence"],
+            s["distribution"][s["label"].as_str().unwrap()]
+        );
+        assert!(s["contested"].is_boolean());
+    }
+    // Every stance appears among the seeds' claims (they report a deal that
+    // challenges the position and the reasons it still holds).
+    for label in ["supports", "challenges"] {
+        assert!(
+            claims.iter().any(|c| c["stance"]["label"] == label),
+            "no claim {label}"
+        );
+    }
     for d in report["duplicates"].as_array().unwrap() {
         assert!(d["similarity"].as_f64().unwrap() >= 0.91);
     }
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.matches("<circle").count() == claims.len());
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
-    assert!(md.contains("## Clusters"));
+    assert!(md.contains("## Clusters") && md.contains("Stance: **"));
 }
 
 #[test]

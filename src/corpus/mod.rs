@@ -4,8 +4,8 @@
 //! `Source·YYYY-MM-DD HH:MM` line, then the body), `.jsonl` and `.csv` (columns `id`,
 //! `title`, `text`, optional `date`, `source`, `lang`). Bytes are decoded as UTF-8, or
 //! detected and decoded as GBK/GB18030, Big5, UTF-16 and others (chardetng +
-//! encoding_rs). Site boilerplate (`Workflow`, `本站资料…`, `© CopyRight…`, ICP numbers,
-//! `更新时间：…`) yields no claims.
+//! encoding_rs). Site boilerplate (`Workflow`, `本站资料…`, `如有版权问题…`, `© CopyRight…`,
+//! ICP numbers, `更新时间：…`) yields no claims.
 
 pub mod segment;
 
@@ -351,6 +351,7 @@ fn is_boilerplate(line: &str) -> bool {
         || line.to_ascii_lowercase().starts_with("copyright")
         || line.contains("ICP备")
         || line.contains("公网安备")
+        || line.contains("如有版权问题")
         || line.contains("All Rights Reserved")
 }
 
@@ -469,7 +470,9 @@ mod tests {
                     c.text
                 );
                 assert!(
-                    !c.text.contains("ICP") && !c.text.contains("本站资料"),
+                    !c.text.contains("ICP")
+                        && !c.text.contains("本站资料")
+                        && !c.text.contains("版权问题"),
                     "boilerplate: {}",
                     c.text
                 );

@@ -133,14 +133,22 @@ impl Embedder {
         role: Role,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Array2<f32>, EmbedError> {
+        self.embed_token_ids(self.token_ids(texts, role)?, progress)
+    }
+
+    /// Embeds sequences already tokenized by [`token_ids`](Self::token_ids).
+    pub fn embed_token_ids(
+        &self,
+        ids: Vec<Vec<u32>>,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Array2<f32>, EmbedError> {
         let dim = self.dim();
-        let ids = self.token_ids(texts, role)?;
+        let n = ids.len();
         let mut windows = self.windows(ids);
         windows.sort_by_key(|w| std::cmp::Reverse(w.ids.len()));
         let total = windows.iter().map(|w| w.ids.len()).sum();
         let mut done = 0;
-        let mut sums = Array2::<f32>::zeros((texts.len(), dim));
-        let mut weights = vec![0usize; texts.len()];
+        let mut sums = Array2::<f32>::zeros((n, dim));
         for batch in windows.chunks(self.options.batch_size.max(1)) {
             let packed = Packed::new(&batch.iter().map(|w| w.ids.as_slice()).collect::<Vec<_>>());
             let pooled = self.encoder.mean_pooled(&packed)?;
@@ -149,7 +157,6 @@ impl Embedder {
                 sum.iter_mut()
                     .zip(row)
                     .for_each(|(s, &v)| *s += v * w.weight as f32);
-                weights[w.text] += w.weight;
             }
             done += batch.iter().map(|w| w.ids.len()).sum::<usize>();
             progress(done, total);

@@ -12,12 +12,15 @@ use serde::Serialize;
 use crate::cluster::Agglomerative;
 use crate::embed::{Embedder, Role};
 
+pub mod stance;
+
 /// Figures for one pair set.
 #[derive(Debug, Clone, Serialize)]
 pub struct PairScores {
     pub set: String,
     pub pairs: usize,
     pub spearman: f64,
+    pub pearson: f64,
     /// Average precision of the positives (label 1, or 5 on 0–5 sets with a 3 level, else ≥ 4).
     pub average_precision: f64,
     pub best_f1: f64,
@@ -74,6 +77,7 @@ pub fn pairs(
         .map(|(x, y)| x.dot(&y))
         .collect();
     let labels: Vec<f64> = rows.iter().map(|r| r.2).collect();
+    let cosines: Vec<f64> = scores.iter().map(|&s| s as f64).collect();
     let max = labels.iter().copied().fold(0.0, f64::max);
     let positive_at = if max <= 1.0 {
         1.0
@@ -88,10 +92,8 @@ pub fn pairs(
     Ok(PairScores {
         set: set_name(path),
         pairs: rows.len(),
-        spearman: spearman(
-            &scores.iter().map(|&s| s as f64).collect::<Vec<_>>(),
-            &labels,
-        ),
+        spearman: spearman(&cosines, &labels),
+        pearson: pearson(&cosines, &labels),
         average_precision: average_precision(&scores, &positive),
         best_f1,
         best_f1_threshold,
@@ -186,12 +188,16 @@ fn ranks(x: &[f64]) -> Vec<f64> {
 
 /// Spearman rank correlation (ties get mean ranks).
 pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
-    let (rx, ry) = (ranks(x), ranks(y));
+    pearson(&ranks(x), &ranks(y))
+}
+
+/// Pearson correlation.
+pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
     let n = x.len() as f64;
-    let (mx, my) = (rx.iter().sum::<f64>() / n, ry.iter().sum::<f64>() / n);
-    let cov: f64 = rx.iter().zip(&ry).map(|(a, b)| (a - mx) * (b - my)).sum();
-    let vx: f64 = rx.iter().map(|a| (a - mx).powi(2)).sum();
-    let vy: f64 = ry.iter().map(|b| (b - my).powi(2)).sum();
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let cov: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let vx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
+    let vy: f64 = y.iter().map(|b| (b - my).powi(2)).sum();
     cov / (vx * vy).sqrt()
 }
 
@@ -330,7 +336,9 @@ mod tests {
 
     #[test]
     fn metrics_on_known_cases() {
-        assert!((spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]) - 1.0).abs() < 1e-12);
+        assert!((spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 90.0]) - 1.0).abs() < 1e-12);
+        // numpy: corrcoef([1,2,3],[10,20,90])[0,1] = 0.91766...
+        assert!((pearson(&[1.0, 2.0, 3.0], &[10.0, 20.0, 90.0]) - 0.917663).abs() < 1e-5);
         assert!(
             (average_precision(&[0.9, 0.8, 0.1], &[true, false, true]) - (1.0 + 2.0 / 3.0) / 2.0)
                 .abs()

@@ -1,0 +1,158 @@
+//! `stancemap serve`: an embeddings server that speaks the OpenAI API
+//! (`POST /v1/embeddings`, `GET /v1/models`, `GET /health`) on tokio + axum.
+//!
+//! Requests are tokenized on arrival, queued for one encoder thread
+//! ([`batcher`]) that embeds whatever has gathered in a few milliseconds as one
+//! batch, and answered in order. A full queue is answered `503` with
+//! `Retry-After`; nothing accepted is dropped. SIGTERM or Ctrl-C stops accepting
+//! connections and finishes the requests in flight before the process exits.
+
+pub mod api;
+pub mod batcher;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::embed::Embedder;
+use api::ApiError;
+use batcher::{BatchOptions, Batcher};
+
+/// Limits of the server.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    pub batch: BatchOptions,
+    /// Most texts in one request (more: 413).
+    pub max_inputs: usize,
+    /// Largest request body in bytes (more: 413).
+    pub max_body_bytes: usize,
+}
+
+struct AppState {
+    embedder: Arc<Embedder>,
+    batcher: Batcher,
+    max_inputs: usize,
+}
+
+/// Serves on `listener` until SIGTERM or Ctrl-C, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    embedder: Embedder,
+    options: ServeOptions,
+) -> Result<()> {
+    let embedder = Arc::new(embedder);
+    let state = Arc::new(AppState {
+        batcher: Batcher::start(embedder.clone(), options.batch),
+        embedder,
+        max_inputs: options.max_inputs,
+    });
+    let app = Router::new()
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/models", get(models))
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the server stopped")
+}
+
+/// Binds `addr` (port 0 picks a free one).
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = terminate => {},
+    }
+    eprintln!("stancemap: shutting down after the requests in flight");
+}
+
+async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(json!({
+        "object": "list",
+        "data": [{"id": state.embedder.model_id(), "object": "model", "owned_by": "stancemap"}],
+    }))
+}
+
+async fn embeddings(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match embed_request(&state, body).await {
+        Ok(body) => Json(body).into_response(),
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+            let mut response = (status, Json(e.body())).into_response();
+            if e.status == 503 {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            }
+            response
+        }
+    }
+}
+
+async fn embed_request(
+    state: &AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<api::EmbeddingResponse, ApiError> {
+    let body = body.map_err(|r| ApiError {
+        status: r.status().as_u16(),
+        message: r.body_text(),
+        param: None,
+    })?;
+    let request = api::parse_request(&body, state.max_inputs)?;
+    let texts: Vec<&str> = request.inputs.iter().map(String::as_str).collect();
+    let ids = state
+        .embedder
+        .token_ids(&texts, request.role)
+        .map_err(|e| server_error(e.to_string()))?;
+    let tokens = ids.iter().map(Vec::len).sum();
+    let answer = state.batcher.submit(ids).map_err(|_| ApiError {
+        status: 503,
+        message: "the server is at capacity; retry after a second".into(),
+        param: None,
+    })?;
+    let rows = answer
+        .await
+        .map_err(|_| server_error("the encoder stopped".into()))?
+        .map_err(server_error)?;
+    Ok(api::response(
+        state.embedder.model_id(),
+        &rows,
+        request.base64,
+        tokens,
+    ))
+}
+
+fn server_error(message: String) -> ApiError {
+    ApiError {
+        status: 500,
+        message,
+        param: None,
+    }
+}

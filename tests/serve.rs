@@ -1,0 +1,227 @@
+//! `stancemap serve` on an ephemeral port, with the real model: same vectors as
+//! `stancemap embed`, status codes for bad requests, overload, graceful shutdown.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// A running server; killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let child = Command::new(env!("CARGO_BIN_EXE_stancemap"))
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the server");
+        // From here on, dropping `server` (a panic included) kills and reaps it.
+        let mut server = Server {
+            child,
+            url: String::new(),
+        };
+        let mut stderr = BufReader::new(server.child.stderr.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap_or(0) > 0,
+                "the server exited early"
+            );
+            if let Some(at) = line.find("http://") {
+                server.url = line[at..].trim().to_string();
+                // Keep draining stderr so the server never blocks on it.
+                std::thread::spawn(move || for _ in stderr.lines() {});
+                return server;
+            }
+        }
+    }
+
+    /// POSTs `body` to /v1/embeddings: (status, parsed body, Retry-After).
+    fn embed(&self, body: &str) -> (u16, Value, Option<String>) {
+        let result = ureq::post(&format!("{}/v1/embeddings", self.url))
+            .set("Content-Type", "application/json")
+            .timeout(Duration::from_secs(300))
+            .send_string(body);
+        let response = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("transport error: {e}"),
+        };
+        let status = response.status();
+        let retry = response.header("Retry-After").map(str::to_string);
+        let value = serde_json::from_str(&response.into_string().unwrap()).unwrap();
+        (status, value, retry)
+    }
+
+    fn terminate(&self) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn vectors(body: &Value) -> Vec<Vec<f32>> {
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            d["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Texts of a seed article, one per line.
+fn seed_lines() -> Vec<String> {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds/003_1a81006812cdf2dd.txt"),
+    )
+    .unwrap();
+    text.split(['。', '\n'])
+        .map(str::trim)
+        .filter(|s| s.chars().count() > 8)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn concurrent_clients_get_the_vectors_of_embed() {
+    let texts: Vec<String> = seed_lines().into_iter().take(16).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, texts.join("\n")).unwrap();
+    let output = dir.path().join("out.jsonl");
+    let out = common::stancemap(&[
+        "embed",
+        input.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let expected: Vec<Vec<f32>> = std::fs::read_to_string(&output)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            vectors(&json!({"data": [v]})).remove(0)
+        })
+        .collect();
+
+    let server = Server::start(&[]);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = texts
+            .iter()
+            .map(|t| {
+                let server = &server;
+                s.spawn(move || server.embed(&json!({"input": t, "model": "m"}).to_string()))
+            })
+            .collect();
+        for (h, want) in handles.into_iter().zip(&expected) {
+            let (status, body, _) = h.join().unwrap();
+            assert_eq!(status, 200, "{body}");
+            let got = vectors(&body).remove(0);
+            assert!(cosine(&got, want) > 0.99999, "{}", cosine(&got, want));
+            assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() > 2);
+        }
+    });
+    // Several inputs in one request keep their order; base64 decodes to the same.
+    let (status, body, _) = server
+        .embed(&json!({"input": [texts[3], texts[1]], "encoding_format": "base64"}).to_string());
+    assert_eq!(status, 200);
+    assert_eq!(body["data"][1]["index"], 1);
+    let models: Value = ureq::get(&format!("{}/v1/models", server.url))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(models["data"][0]["id"], "multilingual-e5-small");
+}
+
+#[test]
+fn bad_requests_get_their_status() {
+    let server = Server::start(&["--max-inputs", "4", "--max-body-mib", "1"]);
+    for (body, status) in [
+        ("{\"input\": ", 400),
+        ("{\"model\": \"m\"}", 400),
+        ("{\"input\": []}", 400),
+        ("{\"input\": \"\"}", 400),
+        ("{\"input\": [\"a\", 7]}", 400),
+        ("{\"input\": \"a\", \"encoding_format\": \"hex\"}", 400),
+        ("{\"input\": [\"a\",\"b\",\"c\",\"d\",\"e\"]}", 413),
+    ] {
+        let (got, value, _) = server.embed(body);
+        assert_eq!(got, status, "{body}: {value}");
+        assert!(value["error"]["message"].is_string(), "{value}");
+    }
+    let big = json!({ "input": "稀土".repeat(300_000) }).to_string();
+    assert_eq!(server.embed(&big).0, 413);
+    let (status, _, _) = server.embed("{\"input\": \"still fine\"}");
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn overload_is_refused_and_nothing_accepted_is_lost() {
+    let server = Server::start(&["--queue", "1", "--max-batch-tokens", "16"]);
+    let lines = seed_lines();
+    let request = json!({ "input": lines }).to_string();
+    let results: Vec<(u16, Value, Option<String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6).map(|_| s.spawn(|| server.embed(&request))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let accepted = results.iter().filter(|r| r.0 == 200).count();
+    let refused: Vec<_> = results.iter().filter(|r| r.0 == 503).collect();
+    assert_eq!(accepted + refused.len(), 6, "{results:?}");
+    assert!(accepted >= 1 && !refused.is_empty(), "{accepted} accepted");
+    for r in &refused {
+        assert_eq!(r.2.as_deref(), Some("1"));
+        assert_eq!(r.1["error"]["type"], "server_overloaded");
+    }
+    for r in results.iter().filter(|r| r.0 == 200) {
+        assert_eq!(r.1["data"].as_array().unwrap().len(), lines.len());
+    }
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight() {
+    let mut server = Server::start(&[]);
+    let lines = seed_lines();
+    let texts: Vec<&String> = lines.iter().cycle().take(lines.len() * 3).collect();
+    let request = json!({ "input": texts }).to_string();
+    std::thread::scope(|s| {
+        let in_flight = s.spawn(|| server.embed(&request));
+        std::thread::sleep(Duration::from_millis(1000));
+        server.terminate();
+        let (status, body, _) = in_flight.join().unwrap();
+        assert_eq!(status, 200, "{body}");
+    });
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
