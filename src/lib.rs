@@ -6,11 +6,13 @@
 //! [`corpus`] → [`embed`] (with [`model`] for where weights come from, [`cache`] to
 //! skip known texts) → [`neighbours`] → [`cluster`] (+ [`keywords`]) → [`stance`] →
 //! [`report`], wired by [`pipeline`]. [`input`]/[`output`] serve `stancemap embed`,
-//! [`serve`] the HTTP server, [`eval`] and [`bench`](mod@bench) measure quality and speed.
+//! [`serve`] the HTTP server, [`eval`] and [`bench`](mod@bench) measure quality and speed, [`compare`] speed
+//! against other engines.
 
 pub mod bench;
 pub mod cache;
 pub mod cluster;
+pub mod compare;
 pub mod corpus;
 pub mod cpu;
 pub mod embed;

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use stancemap::bench::{self, BenchOptions};
 use stancemap::cache::EmbeddingCache;
+use stancemap::compare::{self, CompareOptions, Peer};
 use stancemap::embed::{EmbedOptions, Embedder, Precision, Role};
 use stancemap::model::{self, fetch};
 use stancemap::pipeline::{self, ClusterOptions};
@@ -160,6 +161,16 @@ enum Command {
         /// Write the report as JSON here.
         #[arg(long, default_value = "bench.json")]
         json: PathBuf,
+        /// Compare with OpenAI-compatible endpoints instead (NAME=URL, repeatable):
+        /// the same requests to each and to stancemap in-process, per concurrency.
+        #[arg(long, value_name = "NAME=URL")]
+        against: Vec<Peer>,
+        /// Concurrent clients to try with --against, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+        concurrency: Vec<usize>,
+        /// With --against: the SVG chart of tokens/s by engine and concurrency.
+        #[arg(long, default_value = "bench-against.svg")]
+        chart: PathBuf,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -595,9 +606,36 @@ fn run(cli: Cli) -> Result<()> {
             stock,
             query_runs,
             json,
+            against,
+            concurrency,
+            chart,
             engine,
         } => {
             let threads = engine.threads();
+            if !against.is_empty() {
+                eprintln!("CPU: {}", cpu::CpuInfo::detect());
+                let options = CompareOptions {
+                    workload,
+                    limit,
+                    batch_size: engine.batch_size,
+                    concurrency,
+                    threads,
+                };
+                let report = compare::run(load(&engine)?, &against, &options, &mut |line| {
+                    eprintln!("{line}")
+                })?;
+                println!("{}", compare::format_table(&report));
+                std::fs::write(&json, serde_json::to_string_pretty(&report)?)
+                    .with_context(|| format!("{}: cannot write", json.display()))?;
+                std::fs::write(&chart, compare::chart::svg(&report))
+                    .with_context(|| format!("{}: cannot write", chart.display()))?;
+                eprintln!(
+                    "stancemap: report written to {} and {}",
+                    json.display(),
+                    chart.display()
+                );
+                return Ok(());
+            }
             let files = model::resolve(engine.model.as_deref())?;
             let opts = BenchOptions {
                 workload,

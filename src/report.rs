@@ -211,9 +211,10 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
     /// One self-contained HTML page with an SVG map of the claims.
     pub fn html(&self) -> String {
         const PALETTE: [&str; 12] = [
-            "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-            "#bcbd22", "#393b79", "#637939", "#843c39",
+            "#1f77b4", "#ff7f0e", "#e6ab02", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+            "#393b79", "#7570b3", "#a6761d", "#66a61e",
         ];
+        // Cluster colours leave pure green and red to the stance rings.
         let colour = |c: Option<usize>| c.map_or("#c8c8c8", |c| PALETTE[c % PALETTE.len()]);
         let ring = |l: Label| match l {
             Label::Supports => "#0a7d32",

@@ -225,3 +225,55 @@ fn sigterm_finishes_the_request_in_flight() {
     let exit = server.child.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
 }
+
+#[test]
+fn bench_against_a_running_server_reports_every_engine() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (json_path, chart) = (dir.path().join("a.json"), dir.path().join("a.svg"));
+    let out = common::stancemap(&[
+        "bench",
+        "--against",
+        &format!("self={}", server.url),
+        "--limit",
+        "12",
+        "--batch-size",
+        "4",
+        "--concurrency",
+        "1,3",
+        "--json",
+        json_path.to_str().unwrap(),
+        "--chart",
+        chart.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(report["passages"], 12);
+    assert!(report["cpu"]["model"].is_string());
+    let runs = report["runs"].as_array().unwrap();
+    let engines: Vec<(&str, u64)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["engine"].as_str().unwrap(),
+                r["concurrency"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        engines,
+        [("stancemap", 1), ("stancemap", 3), ("self", 1), ("self", 3)]
+    );
+    for r in runs {
+        assert!(r["tokens_per_s"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["p99_ms"].as_f64().unwrap() >= r["p50_ms"].as_f64().unwrap());
+        // The server runs the same model: its vectors agree with in-process ones.
+        assert!(r["agreement_min"].as_f64().unwrap() > 0.9999, "{r}");
+        assert!(r["ratio_to_fastest_peer"].as_f64().unwrap() > 0.0);
+    }
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.starts_with("<svg") && svg.matches("<title>").count() == 4);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("| self | 3 |"), "{table}");
+}
