@@ -1,9 +1,17 @@
-//! Grouping claims that say the same thing: agglomerative clustering with average
-//! linkage on cosine distance, cut at a distance threshold (kodama computes the
-//! dendrogram). Exposed through linfa's `Fit` trait. Singletons are no cluster.
+//! Grouping claims that say the same thing, behind linfa's `Fit` trait:
+//! - [`Agglomerative`] (the default): average linkage on cosine distance, cut at a
+//!   distance threshold (kodama computes the dendrogram);
+//! - [`Dbscan`]: linfa-clustering's DBSCAN, with the cut as the neighbourhood radius;
+//! - [`Hdbscan`]: the hdbscan crate (linfa has none), clusters of varying density.
+//!
+//! On unit vectors Euclidean distance is `sqrt(2 · cosine distance)`, so DBSCAN and
+//! HDBSCAN run on Euclidean distance with the same neighbourhoods. Singletons and
+//! noise are no cluster; clusters are numbered largest first.
 
-use linfa::traits::Fit;
-use linfa::DatasetBase;
+use std::collections::HashMap;
+
+use linfa::traits::{Fit, Transformer};
+use linfa::{DatasetBase, ParamGuard};
 use ndarray::Array2;
 
 use crate::neighbours::condensed_distances;
@@ -21,6 +29,20 @@ pub struct Clustering {
     pub n_clusters: usize,
 }
 
+/// DBSCAN: rows with at least `min_points` rows (themselves included) within cosine
+/// distance `max_distance` are cores; clusters are cores and what they reach.
+#[derive(Debug, Clone, Copy)]
+pub struct Dbscan {
+    pub max_distance: f32,
+    pub min_points: usize,
+}
+
+/// HDBSCAN: the most stable clusters of at least `min_cluster_size` rows.
+#[derive(Debug, Clone, Copy)]
+pub struct Hdbscan {
+    pub min_cluster_size: usize,
+}
+
 /// Errors from clustering.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -28,15 +50,105 @@ pub enum ClusterError {
     Linfa(#[from] linfa::Error),
     #[error("max_distance must be in [0, 2], got {0}")]
     BadThreshold(f32),
+    #[error("DBSCAN: {0}")]
+    Dbscan(#[from] linfa_clustering::DbscanParamsError),
+    #[error("HDBSCAN: {0}")]
+    Hdbscan(String),
+    #[error("{what} must be at least 2, got {got}")]
+    TooSmall { what: &'static str, got: usize },
+}
+
+/// Which algorithm groups claims, with its parameters.
+#[derive(Debug, Clone, Copy)]
+pub enum Algorithm {
+    Agglomerative(Agglomerative),
+    Dbscan(Dbscan),
+    Hdbscan(Hdbscan),
+}
+
+impl Algorithm {
+    /// Checks the parameters (before any slow work).
+    pub fn check(&self) -> Result<(), ClusterError> {
+        match self {
+            Algorithm::Agglomerative(a) => check_distance(a.max_distance),
+            Algorithm::Dbscan(d) => {
+                check_distance(d.max_distance)?;
+                check_at_least_2("min_points", d.min_points)
+            }
+            Algorithm::Hdbscan(h) => check_at_least_2("min_cluster_size", h.min_cluster_size),
+        }
+    }
+
+    /// Clusters the rows (unit vectors).
+    pub fn fit(&self, emb: &Array2<f32>) -> Result<Clustering, ClusterError> {
+        let data = DatasetBase::from(emb.clone());
+        match self {
+            Algorithm::Agglomerative(a) => a.fit(&data),
+            Algorithm::Dbscan(d) => d.fit(&data),
+            Algorithm::Hdbscan(h) => h.fit(&data),
+        }
+    }
+}
+
+impl std::fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Algorithm::Agglomerative(a) => write!(f, "agglomerative, cut {}", a.max_distance),
+            Algorithm::Dbscan(d) => {
+                write!(f, "dbscan, radius {}, min {}", d.max_distance, d.min_points)
+            }
+            Algorithm::Hdbscan(h) => write!(f, "hdbscan, min {}", h.min_cluster_size),
+        }
+    }
+}
+
+fn check_distance(max_distance: f32) -> Result<(), ClusterError> {
+    if (0.0..=2.0).contains(&max_distance) {
+        Ok(())
+    } else {
+        Err(ClusterError::BadThreshold(max_distance))
+    }
+}
+
+fn check_at_least_2(what: &'static str, got: usize) -> Result<(), ClusterError> {
+    if got >= 2 {
+        Ok(())
+    } else {
+        Err(ClusterError::TooSmall { what, got })
+    }
+}
+
+impl Clustering {
+    /// Numbers the groups of `groups` (one key or none per row): groups of two or
+    /// more rows become clusters, largest first, ties by first row.
+    fn from_groups(groups: impl IntoIterator<Item = Option<usize>>) -> Clustering {
+        let groups: Vec<Option<usize>> = groups.into_iter().collect();
+        let mut sizes: HashMap<usize, (usize, usize)> = HashMap::new();
+        for (row, g) in groups.iter().enumerate() {
+            if let Some(g) = g {
+                sizes.entry(*g).or_insert((0, row)).0 += 1;
+            }
+        }
+        let mut kept: Vec<(usize, (usize, usize))> =
+            sizes.into_iter().filter(|&(_, (n, _))| n >= 2).collect();
+        kept.sort_by_key(|&(_, (n, first))| (std::cmp::Reverse(n), first));
+        let number: HashMap<usize, usize> =
+            kept.iter().enumerate().map(|(k, &(g, _))| (g, k)).collect();
+        Clustering {
+            labels: groups
+                .iter()
+                .map(|g| g.and_then(|g| number.get(&g).copied()))
+                .collect(),
+            n_clusters: kept.len(),
+        }
+    }
 }
 
 impl<T> Fit<Array2<f32>, T, ClusterError> for Agglomerative {
     type Object = Clustering;
 
     fn fit(&self, dataset: &DatasetBase<Array2<f32>, T>) -> Result<Clustering, ClusterError> {
-        if !(0.0..=2.0).contains(&self.max_distance) {
-            return Err(ClusterError::BadThreshold(self.max_distance));
-        }
+        check_distance(self.max_distance)?;
         let records = &dataset.records;
         let n = records.nrows();
         if n < 2 {
@@ -66,22 +178,51 @@ impl<T> Fit<Array2<f32>, T, ClusterError> for Agglomerative {
                 parent[r] = new;
             }
         }
-        let roots: Vec<usize> = (0..n).map(|i| root(&mut parent, i)).collect();
-        let mut sizes = std::collections::HashMap::new();
-        for &r in &roots {
-            *sizes.entry(r).or_insert(0usize) += 1;
+        Ok(Clustering::from_groups(
+            (0..n).map(|i| Some(root(&mut parent, i))),
+        ))
+    }
+}
+
+impl<T> Fit<Array2<f32>, T, ClusterError> for Dbscan {
+    type Object = Clustering;
+
+    fn fit(&self, dataset: &DatasetBase<Array2<f32>, T>) -> Result<Clustering, ClusterError> {
+        check_distance(self.max_distance)?;
+        check_at_least_2("min_points", self.min_points)?;
+        let labels = linfa_clustering::Dbscan::params(self.min_points)
+            .tolerance((2.0 * self.max_distance).sqrt())
+            .check()?
+            .transform(&dataset.records);
+        Ok(Clustering::from_groups(labels))
+    }
+}
+
+impl<T> Fit<Array2<f32>, T, ClusterError> for Hdbscan {
+    type Object = Clustering;
+
+    fn fit(&self, dataset: &DatasetBase<Array2<f32>, T>) -> Result<Clustering, ClusterError> {
+        check_at_least_2("min_cluster_size", self.min_cluster_size)?;
+        let n = dataset.records.nrows();
+        if n <= self.min_cluster_size {
+            return Ok(Clustering::from_groups(vec![None; n]));
         }
-        let mut groups: Vec<(usize, usize)> = sizes.into_iter().filter(|&(_, s)| s >= 2).collect();
-        groups.sort_by_key(|&(r, s)| (std::cmp::Reverse(s), roots.iter().position(|&x| x == r)));
-        let number: std::collections::HashMap<usize, usize> = groups
-            .iter()
-            .enumerate()
-            .map(|(k, &(r, _))| (r, k))
+        let rows: Vec<Vec<f32>> = dataset
+            .records
+            .rows()
+            .into_iter()
+            .map(|r| r.to_vec())
             .collect();
-        Ok(Clustering {
-            labels: roots.iter().map(|r| number.get(r).copied()).collect(),
-            n_clusters: groups.len(),
-        })
+        let params = hdbscan::HdbscanHyperParams::builder()
+            .min_cluster_size(self.min_cluster_size)
+            .nn_algorithm(hdbscan::NnAlgorithm::BruteForce)
+            .build();
+        let labels = hdbscan::Hdbscan::new(&rows, params)
+            .cluster()
+            .map_err(|e| ClusterError::Hdbscan(e.to_string()))?;
+        Ok(Clustering::from_groups(
+            labels.into_iter().map(|l| usize::try_from(l).ok()),
+        ))
     }
 }
 
@@ -108,6 +249,53 @@ mod tests {
         assert_eq!(c.labels[..2], [Some(0), Some(0)]);
         assert_eq!(c.labels[2..], [None, None]);
         assert_eq!(c.n_clusters, 1);
+    }
+
+    #[test]
+    fn every_algorithm_finds_two_tight_groups() {
+        // Two tight groups of three unit vectors (cosine distance < 0.01 within, ~1
+        // between) and one outlier.
+        let rows = [
+            [1.0, 0.05, 0.0, 0.0],
+            [1.0, 0.0, 0.05, 0.0],
+            [1.0, 0.0, 0.0, 0.05],
+            [0.0, 1.0, 0.05, 0.0],
+            [0.05, 1.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0, 0.05],
+            [0.0, 0.0, 0.0, 1.0],
+        ];
+        let mut emb: Array2<f32> = ndarray::arr2(&rows);
+        for mut r in emb.rows_mut() {
+            let n: f32 = r.dot(&r).sqrt();
+            r /= n;
+        }
+        let data = DatasetBase::from(emb);
+        let want = [Some(0), Some(0), Some(0), Some(1), Some(1), Some(1), None];
+        let a = Agglomerative { max_distance: 0.05 }.fit(&data).unwrap();
+        let d = Dbscan {
+            max_distance: 0.05,
+            min_points: 2,
+        }
+        .fit(&data)
+        .unwrap();
+        assert_eq!((a.labels.as_slice(), a.n_clusters), (&want[..], 2));
+        assert_eq!((d.labels.as_slice(), d.n_clusters), (&want[..], 2));
+        // Too tight a radius: all noise.
+        let none = Dbscan {
+            max_distance: 0.0001,
+            min_points: 2,
+        }
+        .fit(&data)
+        .unwrap();
+        assert_eq!(none.n_clusters, 0);
+        let h = Hdbscan {
+            min_cluster_size: 3,
+        }
+        .fit(&data)
+        .unwrap();
+        assert_eq!(h.n_clusters, 2, "{:?}", h.labels);
+        assert_eq!(h.labels[0], h.labels[2]);
+        assert_ne!(h.labels[0], h.labels[3]);
     }
 
     #[test]

@@ -4,11 +4,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use stancemap::bench::{self, BenchOptions};
 use stancemap::cache::EmbeddingCache;
+use stancemap::cluster::{Agglomerative, Algorithm, Dbscan, Hdbscan};
 use stancemap::compare::{self, CompareOptions, Peer};
 use stancemap::embed::{EmbedOptions, Embedder, Precision, Role};
 use stancemap::model::{self, fetch};
@@ -108,6 +109,20 @@ enum Command {
         /// Clustering cuts to score, comma-separated (default: the cluster command's).
         #[arg(long, value_delimiter = ',')]
         max_distance: Vec<f32>,
+        /// Clustering algorithms to score, comma-separated.
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "agglomerative"
+        )]
+        algorithm: Vec<AlgorithmKind>,
+        /// DBSCAN's core size / HDBSCAN's least cluster size.
+        #[arg(long, default_value_t = 2)]
+        min_points: usize,
+        /// Embed every text afresh instead of using the on-disk cache.
+        #[arg(long)]
+        no_cache: bool,
         /// Duplicate threshold at which pair precision/recall is reported.
         #[arg(long, default_value_t = DEFAULT_DUPLICATE)]
         threshold: f32,
@@ -235,9 +250,17 @@ struct ThresholdArgs {
     /// Cosine similarity at or above which two claims are duplicates.
     #[arg(long, default_value_t = DEFAULT_DUPLICATE)]
     threshold: f32,
-    /// Average-linkage cosine distance under which claim groups merge.
+    /// Cosine distance cut: under it groups merge (agglomerative, average linkage)
+    /// or rows are neighbours (DBSCAN).
     #[arg(long, default_value_t = DEFAULT_MAX_DISTANCE)]
     max_distance: f32,
+    /// How claims are grouped.
+    #[arg(long, value_enum, default_value_t = AlgorithmKind::Agglomerative)]
+    algorithm: AlgorithmKind,
+    /// DBSCAN: neighbours (itself included) that make a core claim; HDBSCAN: the
+    /// least cluster size.
+    #[arg(long, default_value_t = 2)]
+    min_points: usize,
     /// Only list duplicate pairs whose claims come from different articles.
     #[arg(long)]
     cross_article_only: bool,
@@ -247,13 +270,41 @@ struct ThresholdArgs {
     no_cache: bool,
 }
 
+/// A clustering algorithm, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AlgorithmKind {
+    Agglomerative,
+    Dbscan,
+    Hdbscan,
+}
+
+impl AlgorithmKind {
+    fn with(self, max_distance: f32, min_points: usize) -> Algorithm {
+        match self {
+            AlgorithmKind::Agglomerative => {
+                Algorithm::Agglomerative(Agglomerative { max_distance })
+            }
+            AlgorithmKind::Dbscan => Algorithm::Dbscan(Dbscan {
+                max_distance,
+                min_points,
+            }),
+            AlgorithmKind::Hdbscan => Algorithm::Hdbscan(Hdbscan {
+                min_cluster_size: min_points,
+            }),
+        }
+    }
+}
+
 impl ThresholdArgs {
-    fn options(&self) -> ClusterOptions {
-        ClusterOptions {
-            max_distance: self.max_distance,
+    /// The options, checked before any slow work.
+    fn options(&self) -> Result<ClusterOptions> {
+        let algorithm = self.algorithm.with(self.max_distance, self.min_points);
+        algorithm.check()?;
+        Ok(ClusterOptions {
+            algorithm,
             duplicate_similarity: self.threshold,
             cross_article_only: self.cross_article_only,
-        }
+        })
     }
 }
 
@@ -378,10 +429,10 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let start = Instant::now();
             let frame = stance.frame()?;
+            let options = thresholds.options()?;
             let (corpus, embedder, emb) = read_and_embed(&inputs, &engine, thresholds.no_cache)?;
             let stance = StanceModel::build(frame, &embedder, stance.scorer)?;
-            let report =
-                pipeline::analyse(corpus, &emb, &embedder, &stance, &thresholds.options())?;
+            let report = pipeline::analyse(corpus, &emb, &embedder, &stance, &options)?;
             report.write(&out)?;
             eprintln!(
                 "stancemap: {} clusters, {} duplicate pairs in {:.1}s → {} (report.json, report.md, report.html)",
@@ -432,8 +483,9 @@ fn run(cli: Cli) -> Result<()> {
             thresholds,
             engine,
         } => {
+            let options = thresholds.options()?;
             let (corpus, _, emb) = read_and_embed(&inputs, &engine, thresholds.no_cache)?;
-            let pairs = pipeline::duplicates(&corpus, &emb, &thresholds.options());
+            let pairs = pipeline::duplicates(&corpus, &emb, &options);
             let mut lines = String::new();
             for p in &pairs {
                 let (a, b) = (&corpus.claims[p.a], &corpus.claims[p.b]);
@@ -472,24 +524,11 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 Some(open_cache(&embedder)?)
             };
+            let mut embed = |texts: &[&str]| embed_passages(&embedder, cache.as_mut(), texts);
             println!("| set | scorer | T | targets | train | scored | macro-F1 | F_avg | log-loss | ECE | zero-shot macro-F1 |\n|---|---|---|---|---|---|---|---|---|---|---|");
             for path in &sets {
                 let set = eval::stance::StanceSet::read(path, limit)?;
-                let bar = token_bar();
-                let texts = set.texts();
-                let mut progress = |done: usize, total: usize| {
-                    bar.set_length(total as u64);
-                    bar.set_position(done as u64);
-                };
-                let emb = match cache.as_mut() {
-                    Some(cache) => {
-                        cache
-                            .embed(&embedder, &texts, Role::Passage, &mut progress)?
-                            .0
-                    }
-                    None => embedder.embed(&texts, Role::Passage, &mut progress)?,
-                };
-                bar.finish_and_clear();
+                let emb = embed(&set.texts())?;
                 for &kind in &scorer {
                     let temperatures = if temperature.is_empty() {
                         vec![kind.default_temperature()]
@@ -522,17 +561,26 @@ fn run(cli: Cli) -> Result<()> {
             stance: None,
             sets,
             max_distance,
+            algorithm,
+            min_points,
             threshold,
             limit,
+            no_cache,
             engine,
         } => {
             engine.threads();
             let embedder = load(&engine)?;
+            let mut cache = if no_cache {
+                None
+            } else {
+                Some(open_cache(&embedder)?)
+            };
+            let mut embed = |texts: &[&str]| embed_passages(&embedder, cache.as_mut(), texts);
             println!("| set | rows | Spearman | Pearson | AP | best F1 (at cos) | P / R at {threshold} |\n|---|---|---|---|---|---|---|");
             let mut cluster_rows = Vec::new();
             for set in &sets {
                 if set.extension().is_some_and(|e| e == "tsv") {
-                    let s = eval::pairs(set, &embedder, threshold, limit)?;
+                    let s = eval::pairs(set, &mut embed, threshold, limit)?;
                     println!(
                         "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} ({:.3}) | {:.3} / {:.3} |",
                         s.set,
@@ -551,14 +599,21 @@ fn run(cli: Cli) -> Result<()> {
                     } else {
                         max_distance.clone()
                     };
-                    cluster_rows.extend(eval::clusters(set, &embedder, &cuts, limit)?);
+                    let mut algorithms: Vec<Algorithm> = Vec::new();
+                    for kind in &algorithm {
+                        match kind {
+                            AlgorithmKind::Hdbscan => algorithms.push(kind.with(0.0, min_points)),
+                            _ => algorithms.extend(cuts.iter().map(|&c| kind.with(c, min_points))),
+                        }
+                    }
+                    cluster_rows.extend(eval::clusters(set, &mut embed, &algorithms, limit)?);
                 }
             }
-            println!("\n| set | texts | max distance | clusters | V-measure | ARI |\n|---|---|---|---|---|---|");
+            println!("\n| set | texts | algorithm | clusters | V-measure | ARI |\n|---|---|---|---|---|---|");
             for c in cluster_rows {
                 println!(
-                    "| {} | {} | {:.3} | {} | {:.3} | {:.3} |",
-                    c.set, c.texts, c.max_distance, c.clusters, c.v_measure, c.ari
+                    "| {} | {} | {} | {} | {:.3} | {:.3} |",
+                    c.set, c.texts, c.algorithm, c.clusters, c.v_measure, c.ari
                 );
             }
             Ok(())
@@ -709,6 +764,29 @@ fn open_cache(embedder: &Embedder) -> Result<EmbeddingCache> {
         .map_or_else(|| model::models_root().join("cache"), PathBuf::from);
     let precision = embedder.options().precision.to_string();
     EmbeddingCache::open(&dir, embedder.model_id(), &precision)
+}
+
+/// Embeds passages with a progress bar, through `cache` when given.
+fn embed_passages(
+    embedder: &Embedder,
+    cache: Option<&mut EmbeddingCache>,
+    texts: &[&str],
+) -> Result<ndarray::Array2<f32>> {
+    let bar = token_bar();
+    let mut progress = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let emb = match cache {
+        Some(cache) => {
+            cache
+                .embed(embedder, texts, Role::Passage, &mut progress)?
+                .0
+        }
+        None => embedder.embed(texts, Role::Passage, &mut progress)?,
+    };
+    bar.finish_and_clear();
+    Ok(emb)
 }
 
 /// Writes `text` to `out`, or to stdout when `out` is `-`.

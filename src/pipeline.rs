@@ -1,12 +1,10 @@
 //! The main job: corpus → claim embeddings → duplicate pairs → clusters with
 //! labels and keywords → stance of claims and clusters → report.
 
-use linfa::traits::Fit;
-use linfa::DatasetBase;
 use ndarray::Array2;
 
 use crate::cache::EmbeddingCache;
-use crate::cluster::Agglomerative;
+use crate::cluster::Algorithm;
 use crate::corpus::Corpus;
 use crate::embed::{Embedder, Role};
 use crate::keywords;
@@ -19,8 +17,8 @@ use crate::stance::{aggregate, StanceModel};
 /// Thresholds of the main job.
 #[derive(Debug, Clone, Copy)]
 pub struct ClusterOptions {
-    /// Average-linkage cosine distance under which groups merge.
-    pub max_distance: f32,
+    /// How claims are grouped.
+    pub algorithm: Algorithm,
     /// Cosine at or above which two claims are duplicates.
     pub duplicate_similarity: f32,
     /// Keep only duplicate pairs from different articles.
@@ -62,10 +60,7 @@ pub fn analyse(
     opts: &ClusterOptions,
 ) -> anyhow::Result<Report> {
     let claim_stances = stance.score(emb.view());
-    let clustering = Agglomerative {
-        max_distance: opts.max_distance,
-    }
-    .fit(&DatasetBase::from(emb.clone()))?;
+    let clustering = opts.algorithm.fit(emb)?;
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); clustering.n_clusters];
     for (i, label) in clustering.labels.iter().enumerate() {
         if let Some(c) = label {

@@ -183,3 +183,50 @@ fn a_rerun_takes_embeddings_from_the_cache() {
     let read = |d: &str| std::fs::read_to_string(dir.path().join(d).join("report.json")).unwrap();
     assert_eq!(read("a"), read("b"));
 }
+
+#[test]
+fn dbscan_and_hdbscan_are_options() {
+    let dir = tempfile::tempdir().unwrap();
+    for algorithm in ["dbscan", "hdbscan"] {
+        let out_dir = dir.path().join(algorithm);
+        let out = stancemap(&[
+            "cluster",
+            "seeds/",
+            "--algorithm",
+            algorithm,
+            "--max-distance",
+            "0.06",
+            "-o",
+            out_dir.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{algorithm}: {}", stderr(&out));
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
+                .unwrap();
+        let clusters = report["clusters"].as_array().unwrap();
+        assert!(!clusters.is_empty(), "{algorithm} found no cluster");
+        let sizes: Vec<u64> = clusters
+            .iter()
+            .map(|c| c["size"].as_u64().unwrap())
+            .collect();
+        assert!(sizes.iter().all(|&s| s >= 2), "{algorithm}: {sizes:?}");
+        assert!(
+            sizes.windows(2).all(|w| w[0] >= w[1]),
+            "{algorithm}: {sizes:?}"
+        );
+    }
+    let bad = stancemap(&[
+        "cluster",
+        "seeds/",
+        "--algorithm",
+        "dbscan",
+        "--min-points",
+        "1",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("min_points must be at least 2"),
+        "{}",
+        stderr(&bad)
+    );
+}

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use linfa::traits::Fit;
-use linfa::DatasetBase;
 use serde::Serialize;
 
-use crate::cluster::Agglomerative;
-use crate::embed::{Embedder, Role};
+use crate::cluster::Algorithm;
+use ndarray::Array2;
+
+/// Embeds passages (through the cache, when the caller has one).
+pub type EmbedPassages<'a> = dyn FnMut(&[&str]) -> Result<Array2<f32>> + 'a;
 
 pub mod stance;
 
@@ -30,12 +31,12 @@ pub struct PairScores {
     pub recall_at_threshold: f64,
 }
 
-/// Figures for one clustering set at one cut.
+/// Figures for one clustering set and algorithm.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClusterScores {
     pub set: String,
     pub texts: usize,
-    pub max_distance: f32,
+    pub algorithm: String,
     pub clusters: usize,
     pub v_measure: f64,
     pub ari: f64,
@@ -44,7 +45,7 @@ pub struct ClusterScores {
 /// Reads a TSV pair set (`text1 text2 label`), embeds both sides and scores cosine.
 pub fn pairs(
     path: &Path,
-    embedder: &Embedder,
+    embed: &mut EmbedPassages,
     threshold: f32,
     limit: Option<usize>,
 ) -> Result<PairScores> {
@@ -68,8 +69,8 @@ pub fn pairs(
     rows.truncate(limit.unwrap_or(usize::MAX));
     let left: Vec<&str> = rows.iter().map(|r| r.0).collect();
     let right: Vec<&str> = rows.iter().map(|r| r.1).collect();
-    let a = embedder.embed(&left, Role::Passage, &mut |_, _| {})?;
-    let b = embedder.embed(&right, Role::Passage, &mut |_, _| {})?;
+    let a = embed(&left)?;
+    let b = embed(&right)?;
     let scores: Vec<f32> = a
         .rows()
         .into_iter()
@@ -102,11 +103,12 @@ pub fn pairs(
     })
 }
 
-/// Reads a clustering set (`{"text","label"}` lines), embeds it once and scores each cut.
+/// Reads a clustering set (`{"text","label"}` lines), embeds it once and scores each
+/// algorithm.
 pub fn clusters(
     path: &Path,
-    embedder: &Embedder,
-    cuts: &[f32],
+    embed: &mut EmbedPassages,
+    algorithms: &[Algorithm],
     limit: Option<usize>,
 ) -> Result<Vec<ClusterScores>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
@@ -126,12 +128,12 @@ pub fn clusters(
         gold.push(l.to_string());
     }
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let emb = embedder.embed(&refs, Role::Passage, &mut |_, _| {})?;
+    let emb = embed(&refs)?;
     let gold = to_ids(&gold);
-    let dataset = DatasetBase::from(emb);
-    cuts.iter()
-        .map(|&max_distance| {
-            let c = Agglomerative { max_distance }.fit(&dataset)?;
+    algorithms
+        .iter()
+        .map(|algorithm| {
+            let c = algorithm.fit(&emb)?;
             // Each singleton is its own cluster for the metrics.
             let predicted: Vec<usize> = c
                 .labels
@@ -142,7 +144,7 @@ pub fn clusters(
             Ok(ClusterScores {
                 set: set_name(path),
                 texts: texts.len(),
-                max_distance,
+                algorithm: algorithm.to_string(),
                 clusters: c.n_clusters,
                 v_measure: v_measure(&gold, &predicted),
                 ari: adjusted_rand(&gold, &predicted),
