@@ -16,6 +16,9 @@ use ndarray::Array2;
 
 use crate::neighbours::condensed_distances;
 
+/// The most memory average linkage's condensed distance matrix may take.
+pub const MAX_LINKAGE_GIB: f64 = 4.0;
+
 /// Parameters: merge groups while their average cosine distance is ≤ `max_distance`.
 #[derive(Debug, Clone, Copy)]
 pub struct Agglomerative {
@@ -56,6 +59,11 @@ pub enum ClusterError {
     Hdbscan(String),
     #[error("{what} must be at least 2, got {got}")]
     TooSmall { what: &'static str, got: usize },
+    #[error(
+        "average linkage over {rows} claims needs {gib:.1} GiB for its distance matrix \
+         (the limit is {MAX_LINKAGE_GIB} GiB); use --algorithm dbscan for a corpus this large"
+    )]
+    TooLarge { rows: usize, gib: f64 },
 }
 
 /// Which algorithm groups claims, with its parameters.
@@ -79,6 +87,14 @@ impl Algorithm {
         }
     }
 
+    /// Checks that `rows` rows fit the algorithm (before they are embedded).
+    pub fn check_rows(&self, rows: usize) -> Result<(), ClusterError> {
+        match self {
+            Algorithm::Agglomerative(_) => check_linkage_memory(rows),
+            Algorithm::Dbscan(_) | Algorithm::Hdbscan(_) => Ok(()),
+        }
+    }
+
     /// Clusters the rows (unit vectors).
     pub fn fit(&self, emb: &Array2<f32>) -> Result<Clustering, ClusterError> {
         let data = DatasetBase::from(emb.clone());
@@ -99,6 +115,16 @@ impl std::fmt::Display for Algorithm {
             }
             Algorithm::Hdbscan(h) => write!(f, "hdbscan, min {}", h.min_cluster_size),
         }
+    }
+}
+
+/// Refuses average linkage whose distance matrix would pass [`MAX_LINKAGE_GIB`].
+fn check_linkage_memory(rows: usize) -> Result<(), ClusterError> {
+    let gib = rows as f64 * (rows as f64 - 1.0) / 2.0 * 4.0 / f64::from(1u32 << 30);
+    if gib > MAX_LINKAGE_GIB {
+        Err(ClusterError::TooLarge { rows, gib })
+    } else {
+        Ok(())
     }
 }
 
@@ -151,6 +177,7 @@ impl<T> Fit<Array2<f32>, T, ClusterError> for Agglomerative {
         check_distance(self.max_distance)?;
         let records = &dataset.records;
         let n = records.nrows();
+        check_linkage_memory(n)?;
         if n < 2 {
             return Ok(Clustering {
                 labels: vec![None; n],
@@ -296,6 +323,20 @@ mod tests {
         assert_eq!(h.n_clusters, 2, "{:?}", h.labels);
         assert_eq!(h.labels[0], h.labels[2]);
         assert_ne!(h.labels[0], h.labels[3]);
+    }
+
+    #[test]
+    fn average_linkage_refuses_a_matrix_past_the_memory_limit() {
+        let a = Algorithm::Agglomerative(Agglomerative { max_distance: 0.1 });
+        assert!(a.check_rows(40_000).is_ok());
+        let err = a.check_rows(60_000).unwrap_err().to_string();
+        assert!(err.contains("60000 claims needs 6.7 GiB"), "{err}");
+        assert!(Algorithm::Dbscan(Dbscan {
+            max_distance: 0.1,
+            min_points: 2
+        })
+        .check_rows(60_000)
+        .is_ok());
     }
 
     #[test]

@@ -430,7 +430,12 @@ fn run(cli: Cli) -> Result<()> {
             let start = Instant::now();
             let frame = stance.frame()?;
             let options = thresholds.options()?;
-            let (corpus, embedder, emb) = read_and_embed(&inputs, &engine, thresholds.no_cache)?;
+            let (corpus, embedder, emb) = read_and_embed(
+                &inputs,
+                &engine,
+                thresholds.no_cache,
+                Some(&options.algorithm),
+            )?;
             let stance = StanceModel::build(frame, &embedder, stance.scorer)?;
             let report = pipeline::analyse(corpus, &emb, &embedder, &stance, &options)?;
             report.write(&out)?;
@@ -484,7 +489,7 @@ fn run(cli: Cli) -> Result<()> {
             engine,
         } => {
             let options = thresholds.options()?;
-            let (corpus, _, emb) = read_and_embed(&inputs, &engine, thresholds.no_cache)?;
+            let (corpus, _, emb) = read_and_embed(&inputs, &engine, thresholds.no_cache, None)?;
             let pairs = pipeline::duplicates(&corpus, &emb, &options);
             let mut lines = String::new();
             for p in &pairs {
@@ -721,15 +726,20 @@ fn load(engine: &EngineArgs) -> Result<Embedder> {
     Ok(Embedder::load(files, options)?)
 }
 
-/// Reads the corpus, loads the model and embeds every claim (with a progress bar),
-/// through the embedding cache unless `no_cache`.
+/// Reads the corpus, checks it fits `algorithm` (when given), loads the model and
+/// embeds every claim (with a progress bar), through the embedding cache unless
+/// `no_cache`.
 fn read_and_embed(
     inputs: &[PathBuf],
     engine: &EngineArgs,
     no_cache: bool,
+    algorithm: Option<&Algorithm>,
 ) -> Result<(corpus::Corpus, Embedder, ndarray::Array2<f32>)> {
     engine.threads();
     let corpus = corpus::read(inputs)?;
+    if let Some(algorithm) = algorithm {
+        algorithm.check_rows(corpus.claims.len())?;
+    }
     eprintln!(
         "stancemap: {} articles, {} claims",
         corpus.articles.len(),
