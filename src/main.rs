@@ -156,7 +156,8 @@ enum Command {
         #[command(flatten)]
         engine: EngineArgs,
     },
-    /// Measure embedding speed per precision, with the machine, as a table and JSON.
+    /// Measure embedding speed per precision, or with --against side by side with other
+    /// engines over HTTP; prints the machine and a table, writes JSON.
     Bench {
         /// JSONL workload ({"id","text"} per line).
         #[arg(long, default_value = "benches/workload.jsonl")]
@@ -522,15 +523,9 @@ fn run(cli: Cli) -> Result<()> {
                 }),
             ..
         } => {
-            engine.threads();
-            let embedder = load(&engine)?;
-            let mut cache = if no_cache {
-                None
-            } else {
-                Some(open_cache(&embedder)?)
-            };
+            let (embedder, mut cache) = load_cached(&engine, no_cache)?;
             let mut embed = |texts: &[&str]| embed_passages(&embedder, cache.as_mut(), texts);
-            println!("| set | scorer | T | targets | train | scored | macro-F1 | F_avg | log-loss | ECE | zero-shot macro-F1 |\n|---|---|---|---|---|---|---|---|---|---|---|");
+            println!("{}", eval::stance::TABLE_HEADER);
             for path in &sets {
                 let set = eval::stance::StanceSet::read(path, limit)?;
                 let emb = embed(&set.texts())?;
@@ -541,22 +536,7 @@ fn run(cli: Cli) -> Result<()> {
                         temperature.clone()
                     };
                     for t in temperatures {
-                        let s = set.score(&emb, kind, t, max_examples);
-                        println!(
-                            "| {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} |",
-                            s.set,
-                            s.scorer,
-                            s.temperature,
-                            s.targets,
-                            s.train,
-                            s.scored,
-                            s.macro_f1,
-                            s.f_avg,
-                            s.log_loss,
-                            s.ece,
-                            s.zero_shot_macro_f1
-                                .map_or("–".to_string(), |f| format!("{f:.3}"))
-                        );
+                        println!("{}", set.score(&emb, kind, t, max_examples).table_row());
                     }
                 }
             }
@@ -573,30 +553,15 @@ fn run(cli: Cli) -> Result<()> {
             no_cache,
             engine,
         } => {
-            engine.threads();
-            let embedder = load(&engine)?;
-            let mut cache = if no_cache {
-                None
-            } else {
-                Some(open_cache(&embedder)?)
-            };
+            let (embedder, mut cache) = load_cached(&engine, no_cache)?;
             let mut embed = |texts: &[&str]| embed_passages(&embedder, cache.as_mut(), texts);
-            println!("| set | rows | Spearman | Pearson | AP | best F1 (at cos) | P / R at {threshold} |\n|---|---|---|---|---|---|---|");
+            println!("{}", eval::PairScores::table_header(threshold));
             let mut cluster_rows = Vec::new();
             for set in &sets {
                 if set.extension().is_some_and(|e| e == "tsv") {
-                    let s = eval::pairs(set, &mut embed, threshold, limit)?;
                     println!(
-                        "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} ({:.3}) | {:.3} / {:.3} |",
-                        s.set,
-                        s.pairs,
-                        s.spearman,
-                        s.pearson,
-                        s.average_precision,
-                        s.best_f1,
-                        s.best_f1_threshold,
-                        s.precision_at_threshold,
-                        s.recall_at_threshold
+                        "{}",
+                        eval::pairs(set, &mut embed, threshold, limit)?.table_row()
                     );
                 } else {
                     let cuts = if max_distance.is_empty() {
@@ -614,12 +579,9 @@ fn run(cli: Cli) -> Result<()> {
                     cluster_rows.extend(eval::clusters(set, &mut embed, &algorithms, limit)?);
                 }
             }
-            println!("\n| set | texts | algorithm | clusters | V-measure | ARI |\n|---|---|---|---|---|---|");
+            println!("\n{}", eval::ClusterScores::TABLE_HEADER);
             for c in cluster_rows {
-                println!(
-                    "| {} | {} | {} | {} | {:.3} | {:.3} |",
-                    c.set, c.texts, c.algorithm, c.clusters, c.v_measure, c.ari
-                );
+                println!("{}", c.table_row());
             }
             Ok(())
         }
@@ -735,7 +697,6 @@ fn read_and_embed(
     no_cache: bool,
     algorithm: Option<&Algorithm>,
 ) -> Result<(corpus::Corpus, Embedder, ndarray::Array2<f32>)> {
-    engine.threads();
     let corpus = corpus::read(inputs)?;
     if let Some(algorithm) = algorithm {
         algorithm.check_rows(corpus.claims.len())?;
@@ -745,13 +706,8 @@ fn read_and_embed(
         corpus.articles.len(),
         corpus.claims.len()
     );
-    let embedder = load(engine)?;
+    let (embedder, mut cache) = load_cached(engine, no_cache)?;
     let bar = token_bar();
-    let mut cache = if no_cache {
-        None
-    } else {
-        Some(open_cache(&embedder)?)
-    };
     let (emb, cached) =
         pipeline::embed_claims(&corpus, &embedder, cache.as_mut(), &mut |done, total| {
             bar.set_length(total as u64);
@@ -765,6 +721,18 @@ fn read_and_embed(
         );
     }
     Ok((corpus, embedder, emb))
+}
+
+/// Loads the model and, unless `no_cache`, its embedding cache.
+fn load_cached(engine: &EngineArgs, no_cache: bool) -> Result<(Embedder, Option<EmbeddingCache>)> {
+    engine.threads();
+    let embedder = load(engine)?;
+    let cache = if no_cache {
+        None
+    } else {
+        Some(open_cache(&embedder)?)
+    };
+    Ok((embedder, cache))
 }
 
 /// The embedding cache for `embedder`'s model and precision, at $STANCEMAP_CACHE

@@ -42,6 +42,46 @@ pub struct ClusterScores {
     pub ari: f64,
 }
 
+impl PairScores {
+    /// The Markdown table header, with the duplicate threshold in use.
+    pub fn table_header(threshold: f32) -> String {
+        format!(
+            "| set | rows | Spearman | Pearson | AP | best F1 (at cos) | P / R at {threshold} |\n\
+             |---|---|---|---|---|---|---|"
+        )
+    }
+
+    /// One Markdown table row.
+    pub fn table_row(&self) -> String {
+        format!(
+            "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} ({:.3}) | {:.3} / {:.3} |",
+            self.set,
+            self.pairs,
+            self.spearman,
+            self.pearson,
+            self.average_precision,
+            self.best_f1,
+            self.best_f1_threshold,
+            self.precision_at_threshold,
+            self.recall_at_threshold
+        )
+    }
+}
+
+impl ClusterScores {
+    /// The Markdown table header.
+    pub const TABLE_HEADER: &'static str =
+        "| set | texts | algorithm | clusters | V-measure | ARI |\n|---|---|---|---|---|---|";
+
+    /// One Markdown table row.
+    pub fn table_row(&self) -> String {
+        format!(
+            "| {} | {} | {} | {} | {:.3} | {:.3} |",
+            self.set, self.texts, self.algorithm, self.clusters, self.v_measure, self.ari
+        )
+    }
+}
+
 /// Reads a TSV pair set (`text1 text2 label`), embeds both sides and scores cosine.
 pub fn pairs(
     path: &Path,

@@ -48,6 +48,30 @@ pub struct StanceScores {
     pub zero_shot_macro_f1: Option<f64>,
 }
 
+/// The Markdown table header of [`StanceScores::table_row`].
+pub const TABLE_HEADER: &str = "| set | scorer | T | targets | train | scored | macro-F1 | F_avg | log-loss | ECE | zero-shot macro-F1 |\n|---|---|---|---|---|---|---|---|---|---|---|";
+
+impl StanceScores {
+    /// One Markdown table row.
+    pub fn table_row(&self) -> String {
+        format!(
+            "| {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} |",
+            self.set,
+            self.scorer,
+            self.temperature,
+            self.targets,
+            self.train,
+            self.scored,
+            self.macro_f1,
+            self.f_avg,
+            self.log_loss,
+            self.ece,
+            self.zero_shot_macro_f1
+                .map_or("–".to_string(), |f| format!("{f:.3}"))
+        )
+    }
+}
+
 /// The fewest training rows a target needs to take part in the zero-shot figure.
 pub const ZERO_SHOT_MIN: usize = 20;
 

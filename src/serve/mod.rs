@@ -14,9 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -41,6 +39,7 @@ struct AppState {
     embedder: Arc<Embedder>,
     batcher: Batcher,
     max_inputs: usize,
+    max_body_bytes: usize,
 }
 
 /// Serves on `listener` until SIGTERM or Ctrl-C, then finishes in-flight requests.
@@ -54,12 +53,12 @@ pub async fn serve(
         batcher: Batcher::start(embedder.clone(), options.batch),
         embedder,
         max_inputs: options.max_inputs,
+        max_body_bytes: options.max_body_bytes,
     });
     let app = Router::new()
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
-        .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .with_state(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
@@ -97,11 +96,8 @@ async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     }))
 }
 
-async fn embeddings(
-    State(state): State<Arc<AppState>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    match embed_request(&state, body).await {
+async fn embeddings(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    match embed_request(&state, request).await {
         Ok(body) => Json(body).into_response(),
         Err(e) => {
             let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -116,15 +112,31 @@ async fn embeddings(
     }
 }
 
+/// Reads a body of at most `limit` bytes: a larger declared `Content-Length` is
+/// refused before any of it is read, a larger chunked body once it passes the limit.
+async fn read_body(request: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    let too_large = || ApiError {
+        status: 413,
+        message: format!("the request body is larger than {limit} bytes"),
+        param: None,
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|_| too_large())
+}
+
 async fn embed_request(
     state: &AppState,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<api::EmbeddingResponse, ApiError> {
-    let body = body.map_err(|r| ApiError {
-        status: r.status().as_u16(),
-        message: r.body_text(),
-        param: None,
-    })?;
+    let body = read_body(request, state.max_body_bytes).await?;
     let request = api::parse_request(&body, state.max_inputs)?;
     let texts: Vec<&str> = request.inputs.iter().map(String::as_str).collect();
     let ids = state
