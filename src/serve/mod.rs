@@ -138,11 +138,15 @@ async fn embed_request(
 ) -> Result<api::EmbeddingResponse, ApiError> {
     let body = read_body(request, state.max_body_bytes).await?;
     let request = api::parse_request(&body, state.max_inputs)?;
-    let texts: Vec<&str> = request.inputs.iter().map(String::as_str).collect();
-    let ids = state
-        .embedder
-        .token_ids(&texts, request.role)
-        .map_err(|e| server_error(e.to_string()))?;
+    // Tokenizing thousands of texts takes a while: off the async workers.
+    let (embedder, inputs, role) = (state.embedder.clone(), request.inputs, request.role);
+    let ids = tokio::task::spawn_blocking(move || {
+        let texts: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        embedder.token_ids(&texts, role)
+    })
+    .await
+    .map_err(|e| server_error(e.to_string()))?
+    .map_err(|e| server_error(e.to_string()))?;
     let tokens = ids.iter().map(Vec::len).sum();
     let answer = state.batcher.submit(ids).map_err(|_| ApiError {
         status: 503,
