@@ -123,6 +123,21 @@ impl EmbeddingCache {
     }
 }
 
+/// Embeds `texts` through `cache` when given, else directly. Returns the embeddings
+/// and how many came from the cache.
+pub fn embed_through(
+    cache: Option<&mut EmbeddingCache>,
+    embedder: &Embedder,
+    texts: &[&str],
+    role: Role,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Array2<f32>, usize)> {
+    match cache {
+        Some(cache) => cache.embed(embedder, texts, role, progress),
+        None => Ok((embedder.embed(texts, role, progress)?, 0)),
+    }
+}
+
 fn push_record(out: &mut Vec<u8>, key: &Key, vector: &[f32]) {
     let start = out.len();
     out.extend_from_slice(key);

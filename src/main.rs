@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use stancemap::bench::{self, BenchOptions};
-use stancemap::cache::EmbeddingCache;
+use stancemap::cache::{embed_through, EmbeddingCache};
 use stancemap::cluster::{Agglomerative, Algorithm, Dbscan, Hdbscan};
 use stancemap::compare::{self, CompareOptions, Peer};
 use stancemap::embed::{EmbedOptions, Embedder, Precision, Role};
@@ -524,7 +524,9 @@ fn run(cli: Cli) -> Result<()> {
             ..
         } => {
             let (embedder, mut cache) = load_cached(&engine, no_cache)?;
-            let mut embed = |texts: &[&str]| embed_passages(&embedder, cache.as_mut(), texts);
+            let mut embed = |texts: &[&str]| {
+                embed_passages(&embedder, cache.as_mut(), texts).map(|(emb, _)| emb)
+            };
             println!("{}", eval::stance::TABLE_HEADER);
             for path in &sets {
                 let set = eval::stance::StanceSet::read(path, limit)?;
@@ -554,7 +556,9 @@ fn run(cli: Cli) -> Result<()> {
             engine,
         } => {
             let (embedder, mut cache) = load_cached(&engine, no_cache)?;
-            let mut embed = |texts: &[&str]| embed_passages(&embedder, cache.as_mut(), texts);
+            let mut embed = |texts: &[&str]| {
+                embed_passages(&embedder, cache.as_mut(), texts).map(|(emb, _)| emb)
+            };
             println!("{}", eval::PairScores::table_header(threshold));
             let mut cluster_rows = Vec::new();
             for set in &sets {
@@ -707,13 +711,8 @@ fn read_and_embed(
         corpus.claims.len()
     );
     let (embedder, mut cache) = load_cached(engine, no_cache)?;
-    let bar = token_bar();
-    let (emb, cached) =
-        pipeline::embed_claims(&corpus, &embedder, cache.as_mut(), &mut |done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        })?;
-    bar.finish_and_clear();
+    let texts: Vec<&str> = corpus.claims.iter().map(|c| c.text.as_str()).collect();
+    let (emb, cached) = embed_passages(&embedder, cache.as_mut(), &texts)?;
     if cached > 0 {
         eprintln!(
             "stancemap: {cached} of {} claims from the embedding cache",
@@ -744,27 +743,20 @@ fn open_cache(embedder: &Embedder) -> Result<EmbeddingCache> {
     EmbeddingCache::open(&dir, embedder.model_id(), &precision)
 }
 
-/// Embeds passages with a progress bar, through `cache` when given.
+/// Embeds passages with a progress bar, through `cache` when given; also returns
+/// how many came from the cache.
 fn embed_passages(
     embedder: &Embedder,
     cache: Option<&mut EmbeddingCache>,
     texts: &[&str],
-) -> Result<ndarray::Array2<f32>> {
+) -> Result<(ndarray::Array2<f32>, usize)> {
     let bar = token_bar();
-    let mut progress = |done: usize, total: usize| {
+    let result = embed_through(cache, embedder, texts, Role::Passage, &mut |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
-    };
-    let emb = match cache {
-        Some(cache) => {
-            cache
-                .embed(embedder, texts, Role::Passage, &mut progress)?
-                .0
-        }
-        None => embedder.embed(texts, Role::Passage, &mut progress)?,
-    };
+    });
     bar.finish_and_clear();
-    Ok(emb)
+    result
 }
 
 /// Writes `text` to `out`, or to stdout when `out` is `-`.

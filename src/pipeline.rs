@@ -3,10 +3,9 @@
 
 use ndarray::Array2;
 
-use crate::cache::EmbeddingCache;
 use crate::cluster::Algorithm;
 use crate::corpus::Corpus;
-use crate::embed::{Embedder, Role};
+use crate::embed::Embedder;
 use crate::keywords;
 use crate::neighbours::{pairs_above, Pair};
 use crate::report::{
@@ -23,21 +22,6 @@ pub struct ClusterOptions {
     pub duplicate_similarity: f32,
     /// Keep only duplicate pairs from different articles.
     pub cross_article_only: bool,
-}
-
-/// Embeds every claim of the corpus (as passages), through `cache` when given.
-/// Returns the embeddings and how many came from the cache.
-pub fn embed_claims(
-    corpus: &Corpus,
-    embedder: &Embedder,
-    cache: Option<&mut EmbeddingCache>,
-    progress: &mut dyn FnMut(usize, usize),
-) -> anyhow::Result<(Array2<f32>, usize)> {
-    let texts: Vec<&str> = corpus.claims.iter().map(|c| c.text.as_str()).collect();
-    match cache {
-        Some(cache) => cache.embed(embedder, &texts, Role::Passage, progress),
-        None => Ok((embedder.embed(&texts, Role::Passage, progress)?, 0)),
-    }
 }
 
 /// Duplicate claim pairs (row indices), most similar first.

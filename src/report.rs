@@ -309,7 +309,8 @@ body{{font-family:system-ui,sans-serif;margin:24px;color:#222}} li{{margin:4px 0
     }
 }
 
-fn escape(s: &str) -> String {
+/// Text made safe inside HTML or SVG markup and attributes.
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::CompareReport;
+use crate::report::escape;
 
 const COLOURS: [&str; 8] = [
     "#d62728", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf",
@@ -94,10 +95,4 @@ pub fn svg(report: &CompareReport) -> String {
     }
     svg.push_str("</svg>\n");
     svg
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
