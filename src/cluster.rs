@@ -14,6 +14,7 @@ use linfa::traits::{Fit, Transformer};
 use linfa::{DatasetBase, ParamGuard};
 use ndarray::Array2;
 
+use crate::align::CrossLingual;
 use crate::neighbours::condensed_distances;
 
 /// The most memory average linkage's condensed distance matrix may take.
@@ -95,11 +96,20 @@ impl Algorithm {
         }
     }
 
-    /// Clusters the rows (unit vectors).
-    pub fn fit(&self, emb: &Array2<f32>) -> Result<Clustering, ClusterError> {
-        let data = DatasetBase::from(emb.clone());
+    /// Clusters the rows (unit vectors). Average linkage takes distances as
+    /// `cross` says; DBSCAN and HDBSCAN, which work on the vectors themselves,
+    /// take the moved rows when languages mix (no margin, no rescaling).
+    pub fn fit(
+        &self,
+        emb: &Array2<f32>,
+        cross: Option<&CrossLingual>,
+    ) -> Result<Clustering, ClusterError> {
+        let vectors = cross
+            .filter(|c| c.mixes_languages())
+            .map_or(emb, CrossLingual::moved);
+        let data = DatasetBase::from(vectors.clone());
         match self {
-            Algorithm::Agglomerative(a) => a.fit(&data),
+            Algorithm::Agglomerative(a) => a.fit_across_languages(emb, cross),
             Algorithm::Dbscan(d) => d.fit(&data),
             Algorithm::Hdbscan(h) => h.fit(&data),
         }
@@ -174,8 +184,19 @@ impl<T> Fit<Array2<f32>, T, ClusterError> for Agglomerative {
     type Object = Clustering;
 
     fn fit(&self, dataset: &DatasetBase<Array2<f32>, T>) -> Result<Clustering, ClusterError> {
+        self.fit_across_languages(&dataset.records, None)
+    }
+}
+
+impl Agglomerative {
+    /// Average linkage on cosine distance, pairs across languages scored as
+    /// `cross` says.
+    pub fn fit_across_languages(
+        &self,
+        records: &Array2<f32>,
+        cross: Option<&CrossLingual>,
+    ) -> Result<Clustering, ClusterError> {
         check_distance(self.max_distance)?;
-        let records = &dataset.records;
         let n = records.nrows();
         check_linkage_memory(n)?;
         if n < 2 {
@@ -184,7 +205,7 @@ impl<T> Fit<Array2<f32>, T, ClusterError> for Agglomerative {
                 n_clusters: 0,
             });
         }
-        let mut distances = condensed_distances(records);
+        let mut distances = condensed_distances(records, cross);
         let dendrogram = kodama::linkage(&mut distances, n, kodama::Method::Average);
         // Union the merges under the threshold; step i creates cluster n + i.
         let mut parent: Vec<usize> = (0..n + dendrogram.len()).collect();

@@ -4,11 +4,12 @@
 //!
 //! The pipeline runs one way, one module a stage (see `docs/ARCHITECTURE.md`):
 //! [`corpus`] → [`embed`] (with [`model`] for where weights come from, [`cache`] to
-//! skip known texts) → [`neighbours`] → [`cluster`] (+ [`keywords`]) → [`stance`] →
-//! [`report`], wired by [`pipeline`]. [`input`]/[`output`] serve `stancemap embed`,
+//! skip known texts, [`align`] to bring Chinese next to English) → [`neighbours`] →
+//! [`cluster`] (+ [`keywords`]) → [`stance`] → [`report`], wired by [`pipeline`]. [`input`]/[`output`] serve `stancemap embed`,
 //! [`serve`] the HTTP server, [`eval`] and [`bench`](mod@bench) measure quality and speed, [`compare`] speed
 //! against other engines.
 
+pub mod align;
 pub mod bench;
 pub mod cache;
 pub mod cluster;

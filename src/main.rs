@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use stancemap::align::{self, LanguageOffset, ParallelPairs};
 use stancemap::bench::{self, BenchOptions};
 use stancemap::cache::{embed_through, EmbeddingCache};
 use stancemap::cluster::{Agglomerative, Algorithm, Dbscan, Hdbscan};
@@ -65,6 +66,8 @@ enum Command {
         #[command(flatten)]
         thresholds: ThresholdArgs,
         #[command(flatten)]
+        align: AlignArgs,
+        #[command(flatten)]
         stance: StanceArgs,
         #[command(flatten)]
         engine: EngineArgs,
@@ -95,6 +98,8 @@ enum Command {
         #[command(flatten)]
         thresholds: ThresholdArgs,
         #[command(flatten)]
+        align: AlignArgs,
+        #[command(flatten)]
         engine: EngineArgs,
     },
     /// Quality on labelled data: pair sets (.tsv) and clustering sets (.jsonl);
@@ -123,12 +128,19 @@ enum Command {
         /// Embed every text afresh instead of using the on-disk cache.
         #[arg(long)]
         no_cache: bool,
+        /// Also cluster the texts of pair sets, the texts that positive pairs join
+        /// making a gold group (for the translation set: does a sentence land with
+        /// its translation?).
+        #[arg(long)]
+        pairs_as_clusters: bool,
         /// Duplicate threshold at which pair precision/recall is reported.
         #[arg(long, default_value_t = DEFAULT_DUPLICATE)]
         threshold: f32,
         /// Use only the first N rows of each set.
         #[arg(long)]
         limit: Option<usize>,
+        #[command(flatten)]
+        align: AlignArgs,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -309,6 +321,55 @@ impl ThresholdArgs {
     }
 }
 
+/// Which parallel sentences align Chinese with English embeddings.
+#[derive(Args)]
+struct AlignArgs {
+    /// Parallel English–Chinese sentences (TSV `en<TAB>zh`) that measure the
+    /// language offset added to Chinese claims. Default: models/align/en-zh.tsv.
+    #[arg(long, value_name = "FILE")]
+    align: Option<PathBuf>,
+    /// Compare claims as the encoder places them, without the language offset.
+    #[arg(long, conflicts_with = "align")]
+    no_align: bool,
+}
+
+impl AlignArgs {
+    /// Reads the parallel sentences (before any slow work), unless turned off.
+    fn pairs(&self) -> Result<Option<ParallelPairs>> {
+        if self.no_align {
+            return Ok(None);
+        }
+        Ok(Some(match &self.align {
+            Some(path) => ParallelPairs::load(path)?,
+            None => ParallelPairs::parse(align::DEFAULT_PAIRS, "built-in models/align/en-zh.tsv")?,
+        }))
+    }
+}
+
+/// Measures the language offset from `pairs` (through `cache` when given).
+fn language_offset(
+    pairs: Option<&ParallelPairs>,
+    embedder: &Embedder,
+    mut cache: Option<&mut EmbeddingCache>,
+) -> Result<Option<LanguageOffset>> {
+    let Some(pairs) = pairs else {
+        return Ok(None);
+    };
+    let english: Vec<&str> = pairs.pairs.iter().map(|(en, _)| en.as_str()).collect();
+    let chinese: Vec<&str> = pairs.pairs.iter().map(|(_, zh)| zh.as_str()).collect();
+    let (english, _) = embed_passages(embedder, cache.as_deref_mut(), &english)?;
+    let (chinese, _) = embed_passages(embedder, cache, &chinese)?;
+    let offset = LanguageOffset::fit(english.view(), chinese.view());
+    eprintln!(
+        "stancemap: language offset from {} parallel pairs: translations reach cosine {:.3} \
+         (95%), Chinese distances ×{:.2}",
+        english.nrows(),
+        offset.translation_floor(),
+        offset.chinese_distance_scale()
+    );
+    Ok(Some(offset))
+}
+
 /// The stance target and scorer.
 #[derive(Args)]
 struct StanceArgs {
@@ -425,20 +486,24 @@ fn run(cli: Cli) -> Result<()> {
             inputs,
             output: out,
             thresholds,
+            align,
             stance,
             engine,
         } => {
             let start = Instant::now();
             let frame = stance.frame()?;
             let options = thresholds.options()?;
-            let (corpus, embedder, emb) = read_and_embed(
+            let pairs = align.pairs()?;
+            let (corpus, embedder, emb, offset) = read_and_embed(
                 &inputs,
                 &engine,
                 thresholds.no_cache,
                 Some(&options.algorithm),
+                pairs.as_ref(),
             )?;
             let stance = StanceModel::build(frame, &embedder, stance.scorer)?;
-            let report = pipeline::analyse(corpus, &emb, &embedder, &stance, &options)?;
+            let report =
+                pipeline::analyse(corpus, &emb, offset.as_ref(), &embedder, &stance, &options)?;
             report.write(&out)?;
             eprintln!(
                 "stancemap: {} clusters, {} duplicate pairs in {:.1}s → {} (report.json, report.md, report.html)",
@@ -455,18 +520,12 @@ fn run(cli: Cli) -> Result<()> {
             stance,
             engine,
         } => {
-            engine.threads();
             let frame = stance.frame()?;
             let passages = input::read_all(&files)?;
-            let embedder = load(&engine)?;
+            let (embedder, mut cache) = load_cached(&engine, false)?;
             let model = StanceModel::build(frame, &embedder, stance.scorer)?;
             let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
-            let bar = token_bar();
-            let vectors = embedder.embed(&texts, Role::Passage, &mut |done, total| {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-            })?;
-            bar.finish_and_clear();
+            let (vectors, _) = embed_passages(&embedder, cache.as_mut(), &texts)?;
             let mut lines = String::new();
             for (p, s) in passages.iter().zip(model.score(vectors.view())) {
                 let line = serde_json::json!({
@@ -487,11 +546,17 @@ fn run(cli: Cli) -> Result<()> {
             inputs,
             output: out,
             thresholds,
+            align,
             engine,
         } => {
             let options = thresholds.options()?;
-            let (corpus, _, emb) = read_and_embed(&inputs, &engine, thresholds.no_cache, None)?;
-            let pairs = pipeline::duplicates(&corpus, &emb, &options);
+            let pairs = align.pairs()?;
+            let (corpus, _, emb, offset) =
+                read_and_embed(&inputs, &engine, thresholds.no_cache, None, pairs.as_ref())?;
+            let cross = offset
+                .as_ref()
+                .and_then(|o| pipeline::cross_lingual(&corpus, &emb, o, &options));
+            let pairs = pipeline::duplicates(&corpus, &emb, &options, cross.as_ref());
             let mut lines = String::new();
             for p in &pairs {
                 let (a, b) = (&corpus.claims[p.a], &corpus.claims[p.b]);
@@ -553,34 +618,47 @@ fn run(cli: Cli) -> Result<()> {
             threshold,
             limit,
             no_cache,
+            pairs_as_clusters,
+            align,
             engine,
         } => {
+            let pairs = align.pairs()?;
             let (embedder, mut cache) = load_cached(&engine, no_cache)?;
+            let offset = language_offset(pairs.as_ref(), &embedder, cache.as_mut())?;
+            let opts = eval::EvalOptions {
+                threshold,
+                offset: offset.as_ref(),
+                limit,
+                // The parallel sentences measured the offset, so they are not scored.
+                held_out: pairs
+                    .as_ref()
+                    .map(ParallelPairs::sentences)
+                    .unwrap_or_default(),
+            };
             let mut embed = |texts: &[&str]| {
                 embed_passages(&embedder, cache.as_mut(), texts).map(|(emb, _)| emb)
             };
             println!("{}", eval::PairScores::table_header(threshold));
             let mut cluster_rows = Vec::new();
+            let cuts = if max_distance.is_empty() {
+                vec![DEFAULT_MAX_DISTANCE]
+            } else {
+                max_distance.clone()
+            };
+            let mut algorithms: Vec<Algorithm> = Vec::new();
+            for kind in &algorithm {
+                match kind {
+                    AlgorithmKind::Hdbscan => algorithms.push(kind.with(0.0, min_points)),
+                    _ => algorithms.extend(cuts.iter().map(|&c| kind.with(c, min_points))),
+                }
+            }
             for set in &sets {
-                if set.extension().is_some_and(|e| e == "tsv") {
-                    println!(
-                        "{}",
-                        eval::pairs(set, &mut embed, threshold, limit)?.table_row()
-                    );
-                } else {
-                    let cuts = if max_distance.is_empty() {
-                        vec![DEFAULT_MAX_DISTANCE]
-                    } else {
-                        max_distance.clone()
-                    };
-                    let mut algorithms: Vec<Algorithm> = Vec::new();
-                    for kind in &algorithm {
-                        match kind {
-                            AlgorithmKind::Hdbscan => algorithms.push(kind.with(0.0, min_points)),
-                            _ => algorithms.extend(cuts.iter().map(|&c| kind.with(c, min_points))),
-                        }
-                    }
-                    cluster_rows.extend(eval::clusters(set, &mut embed, &algorithms, limit)?);
+                let is_pairs = set.extension().is_some_and(|e| e == "tsv");
+                if is_pairs {
+                    println!("{}", eval::pairs(set, &mut embed, &opts)?.table_row());
+                }
+                if !is_pairs || pairs_as_clusters {
+                    cluster_rows.extend(eval::clusters(set, &mut embed, &algorithms, &opts)?);
                 }
             }
             println!("\n{}", eval::ClusterScores::TABLE_HEADER);
@@ -694,13 +772,19 @@ fn load(engine: &EngineArgs) -> Result<Embedder> {
 
 /// Reads the corpus, checks it fits `algorithm` (when given), loads the model and
 /// embeds every claim (with a progress bar), through the embedding cache unless
-/// `no_cache`.
+/// `no_cache`; with parallel `pairs`, also measures the language offset.
 fn read_and_embed(
     inputs: &[PathBuf],
     engine: &EngineArgs,
     no_cache: bool,
     algorithm: Option<&Algorithm>,
-) -> Result<(corpus::Corpus, Embedder, ndarray::Array2<f32>)> {
+    pairs: Option<&ParallelPairs>,
+) -> Result<(
+    corpus::Corpus,
+    Embedder,
+    ndarray::Array2<f32>,
+    Option<LanguageOffset>,
+)> {
     let corpus = corpus::read(inputs)?;
     if let Some(algorithm) = algorithm {
         algorithm.check_rows(corpus.claims.len())?;
@@ -719,7 +803,8 @@ fn read_and_embed(
             corpus.claims.len()
         );
     }
-    Ok((corpus, embedder, emb))
+    let offset = language_offset(pairs, &embedder, cache.as_mut())?;
+    Ok((corpus, embedder, emb, offset))
 }
 
 /// Loads the model and, unless `no_cache`, its embedding cache.

@@ -8,6 +8,8 @@ use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::align::CrossLingual;
+
 /// Rows of the similarity matrix computed at a time.
 const BLOCK: usize = 1024;
 
@@ -132,14 +134,60 @@ pub fn approximate_pairs_above(emb: &Array2<f32>, threshold: f32, k: usize) -> V
 }
 
 /// The condensed cosine-distance matrix (upper triangle, row-major), as
-/// hierarchical clustering takes it.
-pub fn condensed_distances(emb: &Array2<f32>) -> Vec<f32> {
+/// hierarchical clustering takes it; with `cross`, pairs across languages are
+/// scored as [`CrossLingual`] says.
+pub fn condensed_distances(emb: &Array2<f32>, cross: Option<&CrossLingual>) -> Vec<f32> {
     let n = emb.nrows();
     let mut out = Vec::with_capacity(n * n.saturating_sub(1) / 2);
     for_each_row(emb.view(), |i, row| {
-        out.extend(row[i + 1..].iter().map(|&s| (1.0 - s).max(0.0)));
+        let distance = |&s: &f32| match cross {
+            Some(cross) => cross.distance_within(i, s),
+            None => (1.0 - s).max(0.0),
+        };
+        out.extend(row[i + 1..].iter().map(distance));
     });
+    if let Some(cross) = cross.filter(|c| c.mixes_languages()) {
+        // Pairs across languages: 1 − (moved cosine + margin), row i's run starting
+        // where rows 0..i end.
+        let mut run = 0;
+        for_each_row(cross.moved().view(), |i, row| {
+            for (j, &s) in row.iter().enumerate().skip(i + 1) {
+                if cross.crosses(i, j) {
+                    out[run + j - i - 1] = (1.0 - cross.score(i, j, s)).max(0.0);
+                }
+            }
+            run += n - i - 1;
+        });
+    }
     out
+}
+
+/// Every pair scoring ≥ `threshold`: cosine within a language, and with `cross`,
+/// moved cosine plus margin across languages; most similar first.
+pub fn pairs_scoring_above(
+    emb: &Array2<f32>,
+    cross: Option<&CrossLingual>,
+    threshold: f32,
+) -> Vec<Pair> {
+    let Some(cross) = cross.filter(|c| c.mixes_languages()) else {
+        return pairs_above(emb, threshold);
+    };
+    let mut pairs: Vec<Pair> = pairs_above(emb, threshold)
+        .into_iter()
+        .filter(|p| !cross.crosses(p.a, p.b))
+        .collect();
+    pairs.extend(
+        pairs_above(cross.moved(), threshold - cross.margin())
+            .into_iter()
+            .filter(|p| cross.crosses(p.a, p.b))
+            .map(|p| Pair {
+                similarity: cross.score(p.a, p.b, p.similarity).min(1.0),
+                ..p
+            })
+            .filter(|p| p.similarity >= threshold),
+    );
+    pairs.sort_by(|x, y| y.similarity.total_cmp(&x.similarity));
+    pairs
 }
 
 #[cfg(test)]
@@ -159,7 +207,7 @@ mod tests {
             }
         );
         assert_eq!(pairs.len(), 3);
-        let d = condensed_distances(&emb);
+        let d = condensed_distances(&emb, None);
         assert_eq!(d.len(), 3);
         assert!((d[0] - 0.4).abs() < 1e-6 && d[1].abs() < 1e-6);
     }

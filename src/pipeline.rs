@@ -3,11 +3,12 @@
 
 use ndarray::Array2;
 
+use crate::align::{CrossLingual, LanguageOffset};
 use crate::cluster::Algorithm;
 use crate::corpus::Corpus;
 use crate::embed::Embedder;
 use crate::keywords;
-use crate::neighbours::{pairs_above, Pair};
+use crate::neighbours::{pairs_scoring_above, Pair};
 use crate::report::{
     project_2d, ClaimOut, ClusterOut, DuplicateOut, ModelInfo, Report, TargetInfo,
 };
@@ -24,9 +25,15 @@ pub struct ClusterOptions {
     pub cross_article_only: bool,
 }
 
-/// Duplicate claim pairs (row indices), most similar first.
-pub fn duplicates(corpus: &Corpus, emb: &Array2<f32>, opts: &ClusterOptions) -> Vec<Pair> {
-    pairs_above(emb, opts.duplicate_similarity)
+/// Duplicate claim pairs (row indices), most similar first; pairs across
+/// languages are scored as `cross` says.
+pub fn duplicates(
+    corpus: &Corpus,
+    emb: &Array2<f32>,
+    opts: &ClusterOptions,
+    cross: Option<&CrossLingual>,
+) -> Vec<Pair> {
+    pairs_scoring_above(emb, cross, opts.duplicate_similarity)
         .into_iter()
         .filter(|p| {
             !opts.cross_article_only || corpus.claims[p.a].article != corpus.claims[p.b].article
@@ -34,17 +41,24 @@ pub fn duplicates(corpus: &Corpus, emb: &Array2<f32>, opts: &ClusterOptions) -> 
         .collect()
 }
 
-/// Clusters the claims, scores their stance toward `stance`'s target and builds
-/// the report.
+/// Clusters the claims (comparing them across languages through `offset` when
+/// given), scores their stance toward `stance`'s target and builds the report.
 pub fn analyse(
     corpus: Corpus,
     emb: &Array2<f32>,
+    offset: Option<&LanguageOffset>,
     embedder: &Embedder,
     stance: &StanceModel,
     opts: &ClusterOptions,
 ) -> anyhow::Result<Report> {
+    let cross = offset.and_then(|o| cross_lingual(&corpus, emb, o, opts));
     let claim_stances = stance.score(emb.view());
-    let clustering = opts.algorithm.fit(emb)?;
+    let clustering = opts.algorithm.fit(emb, cross.as_ref())?;
+    // One space for whatever compares members of a cluster, and for the map.
+    let space = cross
+        .as_ref()
+        .filter(|c| c.mixes_languages())
+        .map_or(emb, CrossLingual::moved);
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); clustering.n_clusters];
     for (i, label) in clustering.labels.iter().enumerate() {
         if let Some(c) = label {
@@ -72,14 +86,14 @@ pub fn analyse(
                 id,
                 size: m.len(),
                 articles,
-                label: corpus.claims[medoid(emb, m)].text.clone(),
+                label: corpus.claims[medoid(space, m)].text.clone(),
                 keywords,
                 members: m.iter().map(|&i| corpus.claims[i].id.clone()).collect(),
-                stance: aggregate(&member_stances, &centroid_similarities(emb, m)),
+                stance: aggregate(&member_stances, &centroid_similarities(space, m)),
             }
         })
         .collect();
-    let duplicates = duplicates(&corpus, emb, opts)
+    let duplicates = duplicates(&corpus, emb, opts, cross.as_ref())
         .into_iter()
         .map(|p| DuplicateOut {
             a: corpus.claims[p.a].id.clone(),
@@ -114,8 +128,19 @@ pub fn analyse(
         claims,
         clusters,
         duplicates,
-        map: project_2d(emb),
+        map: project_2d(space),
     })
+}
+
+/// How `corpus`'s claims compare across languages (`None` when they share one).
+pub fn cross_lingual(
+    corpus: &Corpus,
+    emb: &Array2<f32>,
+    offset: &LanguageOffset,
+    opts: &ClusterOptions,
+) -> Option<CrossLingual> {
+    let texts: Vec<&str> = corpus.claims.iter().map(|c| c.text.as_str()).collect();
+    CrossLingual::new(offset, emb, &texts, opts.duplicate_similarity)
 }
 
 /// Each member's cosine to the members' normalised mean.

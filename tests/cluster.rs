@@ -93,6 +93,55 @@ fn seeds_report_follows_the_contract() {
     assert!(md.contains("## Clusters") && md.contains("Stance: **"));
 }
 
+/// Clusters of the seeds whose claims are in both languages: (with, without) the
+/// language offset.
+fn mixed_language_clusters(extra: &[&str]) -> Vec<Vec<String>> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["cluster", "seeds/", "-o", dir.path().to_str().unwrap()];
+    args.extend(extra);
+    let out = stancemap(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    let claims = report["claims"].as_array().unwrap();
+    report["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            c["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    let claim = claims.iter().find(|x| x["id"] == *m).unwrap();
+                    format!("{} {}", claim["lang"], claim["text"])
+                })
+                .collect::<Vec<String>>()
+        })
+        .filter(|texts| {
+            texts.iter().any(|t| t.starts_with("\"en\""))
+                && texts.iter().any(|t| t.starts_with("\"zh\""))
+        })
+        .collect()
+}
+
+#[test]
+fn the_language_offset_lets_chinese_and_english_claims_share_clusters() {
+    let mixed = mixed_language_clusters(&[]);
+    // The English "Pakistan is facing a severe economic crisis … external debt" claims
+    // group with the Chinese article's "巴基斯坦虽获短期资金,但长远风险高".
+    assert!(
+        mixed
+            .iter()
+            .any(|c| c.iter().any(|t| t.contains("external debt"))
+                && c.iter().any(|t| t.contains("长远风险高"))),
+        "{mixed:#?}"
+    );
+    assert!(mixed_language_clusters(&["--no-align"]).is_empty());
+}
+
 #[test]
 fn dedup_lists_cross_article_pairs() {
     let out = stancemap(&[

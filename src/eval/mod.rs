@@ -1,12 +1,13 @@
 //! Quality on third-party labelled data (`../shared/eval/`, dev splits): pair sets
 //! (similarity, paraphrase, claim matching) and clustering sets.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
+use crate::align::{CrossLingual, LanguageOffset};
 use crate::cluster::Algorithm;
 use ndarray::Array2;
 
@@ -82,14 +83,22 @@ impl ClusterScores {
     }
 }
 
-/// Reads a TSV pair set (`text1 text2 label`), embeds both sides and scores cosine.
-pub fn pairs(
+/// How a set is read and scored: the duplicate threshold, the language offset for
+/// pairs across languages (see [`CrossLingual`]), a row limit, and the texts that
+/// something was fitted on (rows with one are left out).
+pub struct EvalOptions<'a> {
+    pub threshold: f32,
+    pub offset: Option<&'a LanguageOffset>,
+    pub limit: Option<usize>,
+    pub held_out: HashSet<&'a str>,
+}
+
+/// Reads a TSV pair set's rows (`text1 text2 label`), leaving out held-out ones.
+fn read_pairs<'t>(
     path: &Path,
-    embed: &mut EmbedPassages,
-    threshold: f32,
-    limit: Option<usize>,
-) -> Result<PairScores> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    text: &'t str,
+    opts: &EvalOptions,
+) -> Result<Vec<(&'t str, &'t str, f64)>> {
     let mut rows = Vec::new();
     for (i, line) in text.lines().enumerate().skip(1) {
         let cols: Vec<&str> = line.split('\t').collect();
@@ -104,29 +113,39 @@ pub fn pairs(
             .trim()
             .parse()
             .with_context(|| format!("{}:{}: label", path.display(), i + 1))?;
-        rows.push((cols[0], cols[1], label));
+        if !opts.held_out.contains(cols[0]) && !opts.held_out.contains(cols[1]) {
+            rows.push((cols[0], cols[1], label));
+        }
     }
-    rows.truncate(limit.unwrap_or(usize::MAX));
-    let left: Vec<&str> = rows.iter().map(|r| r.0).collect();
-    let right: Vec<&str> = rows.iter().map(|r| r.1).collect();
-    let a = embed(&left)?;
-    let b = embed(&right)?;
-    let scores: Vec<f32> = a
-        .rows()
-        .into_iter()
-        .zip(b.rows())
-        .map(|(x, y)| x.dot(&y))
+    rows.truncate(opts.limit.unwrap_or(usize::MAX));
+    Ok(rows)
+}
+
+/// Reads a TSV pair set (`text1 text2 label`), embeds both sides and scores them as
+/// duplicate detection does (cosine; across languages, see [`CrossLingual`]).
+pub fn pairs(path: &Path, embed: &mut EmbedPassages, opts: &EvalOptions) -> Result<PairScores> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let rows = read_pairs(path, &text, opts)?;
+    let threshold = opts.threshold;
+    let texts: Vec<&str> = rows
+        .iter()
+        .map(|r| r.0)
+        .chain(rows.iter().map(|r| r.1))
+        .collect();
+    let emb = embed(&texts)?;
+    let cross = opts
+        .offset
+        .and_then(|o| CrossLingual::new(o, &emb, &texts, threshold));
+    let n = rows.len();
+    let scores: Vec<f32> = (0..n)
+        .map(|i| match &cross {
+            Some(cross) => cross.similarity(&emb, i, n + i),
+            None => emb.row(i).dot(&emb.row(n + i)),
+        })
         .collect();
     let labels: Vec<f64> = rows.iter().map(|r| r.2).collect();
     let cosines: Vec<f64> = scores.iter().map(|&s| s as f64).collect();
-    let max = labels.iter().copied().fold(0.0, f64::max);
-    let positive_at = if max <= 1.0 {
-        1.0
-    } else if labels.contains(&3.0) && max == 5.0 && labels.iter().all(|l| l.fract() == 0.0) {
-        5.0
-    } else {
-        4.0
-    };
+    let positive_at = positive_at(&labels);
     let positive: Vec<bool> = labels.iter().map(|&l| l >= positive_at).collect();
     let (best_f1, best_f1_threshold) = best_f1(&scores, &positive);
     let (precision, recall) = precision_recall(&scores, &positive, threshold);
@@ -144,36 +163,30 @@ pub fn pairs(
 }
 
 /// Reads a clustering set (`{"text","label"}` lines), embeds it once and scores each
-/// algorithm.
+/// algorithm. A TSV pair set counts too: texts joined by positive pairs form the
+/// gold groups (a sentence and its translation, say), the others stand alone.
 pub fn clusters(
     path: &Path,
     embed: &mut EmbedPassages,
     algorithms: &[Algorithm],
-    limit: Option<usize>,
+    opts: &EvalOptions,
 ) -> Result<Vec<ClusterScores>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-    let mut texts = Vec::new();
-    let mut gold = Vec::new();
-    for (i, line) in text.lines().enumerate().take(limit.unwrap_or(usize::MAX)) {
-        let v: serde_json::Value =
-            serde_json::from_str(line).with_context(|| format!("{}:{}", path.display(), i + 1))?;
-        let (Some(t), Some(l)) = (v["text"].as_str(), v["label"].as_str()) else {
-            bail!(
-                "{}:{}: needs string \"text\" and \"label\"",
-                path.display(),
-                i + 1
-            );
-        };
-        texts.push(t.to_string());
-        gold.push(l.to_string());
-    }
+    let (texts, gold) = if path.extension().is_some_and(|e| e == "tsv") {
+        groups_of_pairs(&read_pairs(path, &text, opts)?)
+    } else {
+        read_groups(path, &text, opts.limit)?
+    };
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let emb = embed(&refs)?;
+    let cross = opts
+        .offset
+        .and_then(|o| CrossLingual::new(o, &emb, &refs, opts.threshold));
     let gold = to_ids(&gold);
     algorithms
         .iter()
         .map(|algorithm| {
-            let c = algorithm.fit(&emb)?;
+            let c = algorithm.fit(&emb, cross.as_ref())?;
             // Each singleton is its own cluster for the metrics.
             let predicted: Vec<usize> = c
                 .labels
@@ -191,6 +204,81 @@ pub fn clusters(
             })
         })
         .collect()
+}
+
+/// The label from which a pair is positive: 1 on 0/1 sets, 5 on 0–5 sets with a 3
+/// level (same event vs same topic), else 4.
+fn positive_at(labels: &[f64]) -> f64 {
+    let max = labels.iter().copied().fold(0.0, f64::max);
+    if max <= 1.0 {
+        1.0
+    } else if labels.contains(&3.0) && max == 5.0 && labels.iter().all(|l| l.fract() == 0.0) {
+        5.0
+    } else {
+        4.0
+    }
+}
+
+/// Reads `{"text","label"}` lines: the texts and their gold groups.
+fn read_groups(
+    path: &Path,
+    text: &str,
+    limit: Option<usize>,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let mut texts = Vec::new();
+    let mut gold = Vec::new();
+    for (i, line) in text.lines().enumerate().take(limit.unwrap_or(usize::MAX)) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("{}:{}", path.display(), i + 1))?;
+        let (Some(t), Some(l)) = (v["text"].as_str(), v["label"].as_str()) else {
+            bail!(
+                "{}:{}: needs string \"text\" and \"label\"",
+                path.display(),
+                i + 1
+            );
+        };
+        texts.push(t.to_string());
+        gold.push(l.to_string());
+    }
+    Ok((texts, gold))
+}
+
+/// The distinct texts of a pair set and their gold groups: the texts that positive
+/// pairs join (union-find); a text in no positive pair is a group of its own.
+fn groups_of_pairs(rows: &[(&str, &str, f64)]) -> (Vec<String>, Vec<String>) {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut parent: Vec<usize> = Vec::new();
+    fn root(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    let labels: Vec<f64> = rows.iter().map(|r| r.2).collect();
+    let positive_at = positive_at(&labels);
+    for &(a, b, label) in rows {
+        let [a, b] = [a, b].map(|t| {
+            *index.entry(t).or_insert_with(|| {
+                parent.push(parent.len());
+                parent.len() - 1
+            })
+        });
+        if label >= positive_at {
+            let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+            parent[ra] = rb;
+        }
+    }
+    let mut texts: Vec<(&str, usize)> = index.into_iter().collect();
+    texts.sort_by_key(|&(_, i)| i);
+    let gold = texts
+        .iter()
+        .map(|&(_, i)| root(&mut parent, i).to_string())
+        .collect();
+    (
+        texts.into_iter().map(|(t, _)| t.to_string()).collect(),
+        gold,
+    )
 }
 
 fn set_name(path: &Path) -> String {
@@ -394,5 +482,19 @@ mod tests {
         assert!((adjusted_rand(&[0, 0, 1, 1], &[0, 0, 1, 2]) - 0.571428).abs() < 1e-5);
         // sklearn: v_measure_score([0,0,1,1],[0,0,1,2]) = 0.8
         assert!((v_measure(&[0, 0, 1, 1], &[0, 0, 1, 2]) - 0.8).abs() < 1e-9);
+    }
+
+    #[test]
+    fn positive_pairs_join_groups_and_other_texts_stand_alone() {
+        let rows = [
+            ("a", "b", 1.0),
+            ("b", "c", 1.0),
+            ("d", "a", 0.0),
+            ("e", "d", 0.0),
+        ];
+        let (texts, gold) = groups_of_pairs(&rows);
+        assert_eq!(texts, ["a", "b", "c", "d", "e"]);
+        assert!(gold[0] == gold[1] && gold[1] == gold[2]);
+        assert!(gold[3] != gold[0] && gold[4] != gold[0] && gold[3] != gold[4]);
     }
 }
