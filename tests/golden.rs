@@ -114,6 +114,33 @@ fn f32_matches_golden_embeddings() {
     check_precision(Precision::F32, 0.999);
 }
 
+/// Short texts embedded one at a time take the few-rows product
+/// (`src/embed/skinny.rs`) instead of the GEMM; they must match as well.
+#[test]
+fn short_texts_alone_match_golden_embeddings() {
+    let embedder = embedder(Precision::F32);
+    let golden: Vec<GoldenEmbedding> = read_jsonl("embeddings.jsonl");
+    let short: Vec<&GoldenEmbedding> = golden.iter().filter(|g| g.n_tokens <= 12).collect();
+    assert!(short.len() >= 3, "{} short texts", short.len());
+    for g in short {
+        let role = if g.prefix == "query: " {
+            Role::Query
+        } else {
+            Role::Passage
+        };
+        let got = embedder
+            .embed(&[g.text.as_str()], role, &mut |_, _| {})
+            .unwrap();
+        let cos: f64 = got
+            .row(0)
+            .iter()
+            .zip(&g.embedding)
+            .map(|(&a, &b)| a as f64 * b)
+            .sum();
+        assert!(cos >= 0.999, "cosine {cos} for {:?}", g.text);
+    }
+}
+
 #[test]
 fn bf16_matches_golden_embeddings() {
     check_precision(Precision::Bf16, 0.99);

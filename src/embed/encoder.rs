@@ -10,6 +10,7 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::kernels::{GeluErf, ScaledSoftmax};
+use super::skinny::{self, SkinnyMatmul};
 use crate::model::e5s1::E5s1;
 use crate::model::{EncoderConfig, ModelError, ModelFiles};
 
@@ -46,6 +47,8 @@ struct WeightSource<'a> {
 /// A dense layer `x · Wᵀ + b`.
 struct Linear {
     weight: Weight,
+    /// f32 `W` as stored, `[out, in]`: the layout products with few rows read.
+    rows: Option<Tensor>,
     bias: Tensor,
 }
 
@@ -59,9 +62,12 @@ impl Linear {
     fn load(src: &WeightSource, prefix: &str, in_dim: usize, out_dim: usize) -> Result<Self> {
         let vb = src.vb.pp(prefix);
         let bias = vb.get(out_dim, "bias")?;
+        let mut rows = None;
         let weight = match src.precision {
             Precision::F32 => {
-                Weight::Dense(vb.get((out_dim, in_dim), "weight")?.t()?.contiguous()?)
+                let w = vb.get((out_dim, in_dim), "weight")?;
+                rows = Some(w.contiguous()?);
+                Weight::Dense(w.t()?.contiguous()?)
             }
             Precision::Bf16 => Weight::Dense(
                 vb.get((out_dim, in_dim), "weight")?
@@ -84,14 +90,18 @@ impl Linear {
                 Weight::Quantized(QMatMul::from_arc(Arc::new(blocks))?)
             }
         };
-        Ok(Self { weight, bias })
+        Ok(Self { weight, rows, bias })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = match &self.weight {
-            Weight::Dense(w) if w.dtype() == DType::F32 => x.matmul(w)?,
-            Weight::Dense(w) => x.to_dtype(w.dtype())?.matmul(w)?.to_dtype(DType::F32)?,
-            Weight::Quantized(w) => w.forward(x)?,
+        let (tokens, inner) = x.dims2()?;
+        let y = match (&self.weight, &self.rows) {
+            (_, Some(w)) if skinny::fits(tokens, inner, w.dim(0)?) => {
+                x.contiguous()?.apply_op2_no_bwd(w, &SkinnyMatmul)?
+            }
+            (Weight::Dense(w), _) if w.dtype() == DType::F32 => x.matmul(w)?,
+            (Weight::Dense(w), _) => x.to_dtype(w.dtype())?.matmul(w)?.to_dtype(DType::F32)?,
+            (Weight::Quantized(w), _) => w.forward(x)?,
         };
         y.broadcast_add(&self.bias)
     }

@@ -95,7 +95,12 @@ dispatch!(softmax, softmax_avx2, softmax_rows, (src: &[f32], dst: &mut [f32], wi
 /// Rows per parallel task: enough work to be worth a thread hand-off.
 const PAR_CHUNK: usize = 1 << 14;
 
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+/// The contiguous f32 data of a CPU tensor.
+pub(super) fn contiguous_f32<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> Result<&'a [f32]> {
     let CpuStorage::F32(data) = storage else {
         candle_core::bail!("{op}: only f32 is supported");
     };

@@ -4,6 +4,7 @@
 
 pub mod encoder;
 mod kernels;
+mod skinny;
 
 use ndarray::Array2;
 use tokenizers::Tokenizer;

@@ -1,0 +1,212 @@
+//! Matrix products with few rows (`x · Wᵀ` for a short query: a handful of tokens
+//! times an `[out, in]` weight). The general GEMM packs the whole weight matrix on
+//! every call and pads the rows to its 16-row tile, so for a 7-token query most of
+//! its time goes to copies and padding. Here each output is a dot product of a
+//! token row with one contiguous weight row, read once for up to [`ROW_TILE`]
+//! tokens (two outputs at a time share the token loads), the outputs split across
+//! threads. Compiled a second time for AVX2+FMA, chosen at run time.
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape};
+use rayon::prelude::*;
+
+/// Products with at most this many rows take this path: the GEMM's row tile, below
+/// which it pads. Batches have hundreds of rows and keep the GEMM.
+pub const MAX_ROWS: usize = 16;
+
+/// Token rows a register tile covers.
+const ROW_TILE: usize = 8;
+
+/// Output columns per parallel task.
+const COLUMNS_PER_TASK: usize = 32;
+
+/// Lanes of one AVX2 vector.
+const LANES: usize = 8;
+
+/// Dot products of `R` rows of `x` (each `k` long) with `C` weight rows (each `k`
+/// long, consecutive in `w`): `out[r][c] = x_r · w_c`. `k` is a multiple of
+/// [`LANES`]; `R · C` accumulators stay in registers (at most 12).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn dot_tile_avx2<const R: usize, const C: usize>(x: &[f32], k: usize, w: &[f32]) -> [[f32; C]; R] {
+    use std::arch::x86_64::*;
+    assert!(x.len() >= R * k && w.len() >= C * k && k.is_multiple_of(LANES));
+    let mut acc = [[_mm256_setzero_ps(); C]; R];
+    // SAFETY: every load reads LANES floats at an offset i + r·k (or i + c·k) with
+    // i + LANES ≤ k, r < R and c < C, inside the lengths asserted above.
+    unsafe {
+        for i in (0..k).step_by(LANES) {
+            let wv: [__m256; C] =
+                std::array::from_fn(|c| _mm256_loadu_ps(w.as_ptr().add(c * k + i)));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let xv = _mm256_loadu_ps(x.as_ptr().add(r * k + i));
+                for c in 0..C {
+                    acc[c] = _mm256_fmadd_ps(xv, wv[c], acc[c]);
+                }
+            }
+        }
+    }
+    let sum = |v: __m256| {
+        let mut lanes = [0.0f32; LANES];
+        // SAFETY: `lanes` holds LANES floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
+        lanes.iter().sum::<f32>()
+    };
+    acc.map(|row| row.map(sum))
+}
+
+/// The same dot products, portable.
+fn dot_tile<const R: usize, const C: usize>(x: &[f32], k: usize, w: &[f32]) -> [[f32; C]; R] {
+    std::array::from_fn(|r| {
+        let row = &x[r * k..(r + 1) * k];
+        std::array::from_fn(|c| {
+            let w = &w[c * k..(c + 1) * k];
+            row.iter().zip(w).map(|(a, b)| a * b).sum::<f32>()
+        })
+    })
+}
+
+/// `out[r][c] = x_r · w_c` on the fastest path the CPU has.
+fn dots<const R: usize, const C: usize>(x: &[f32], k: usize, w: &[f32]) -> [[f32; C]; R] {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports the features the function was compiled for.
+        return unsafe { dot_tile_avx2::<R, C>(x, k, w) };
+    }
+    dot_tile::<R, C>(x, k, w)
+}
+
+/// Writes a tile's dot products into `y` (rows `width` long) at row `row`, column
+/// `col`.
+fn put<const R: usize, const C: usize>(
+    tile: [[f32; C]; R],
+    y: &mut [f32],
+    width: usize,
+    row: usize,
+    col: usize,
+) {
+    for (r, values) in tile.iter().enumerate() {
+        let start = (row + r) * width + col;
+        y[start..start + C].copy_from_slice(values);
+    }
+}
+
+/// Output columns `cols` (an even count) of `x · wᵀ` (`x`: `m × k`; `w`: `n × k`,
+/// one row per output) into `y` (`m × cols.len()`). Up to 8 token rows share each
+/// weight load, so the weights stream from memory once for a query of 8 tokens or
+/// fewer.
+fn columns(x: &[f32], m: usize, k: usize, w: &[f32], cols: std::ops::Range<usize>, y: &mut [f32]) {
+    let width = cols.len();
+    for (t, col) in cols.step_by(2).enumerate() {
+        let w = &w[col * k..(col + 2) * k];
+        let mut row = 0;
+        while row < m {
+            let rows = (m - row).min(ROW_TILE);
+            let xs = &x[row * k..];
+            let at = 2 * t;
+            match rows {
+                8 => {
+                    put(dots::<8, 1>(xs, k, w), y, width, row, at);
+                    put(dots::<8, 1>(xs, k, &w[k..]), y, width, row, at + 1);
+                }
+                7 => {
+                    put(dots::<7, 1>(xs, k, w), y, width, row, at);
+                    put(dots::<7, 1>(xs, k, &w[k..]), y, width, row, at + 1);
+                }
+                6 => put(dots::<6, 2>(xs, k, w), y, width, row, at),
+                5 => put(dots::<5, 2>(xs, k, w), y, width, row, at),
+                4 => put(dots::<4, 2>(xs, k, w), y, width, row, at),
+                3 => put(dots::<3, 2>(xs, k, w), y, width, row, at),
+                2 => put(dots::<2, 2>(xs, k, w), y, width, row, at),
+                _ => put(dots::<1, 2>(xs, k, w), y, width, row, at),
+            }
+            row += rows;
+        }
+    }
+}
+
+/// `x · wᵀ` for `x`: `m × k` and `w`: `n × k` (row-major; one weight row per
+/// output), `k` a multiple of 8 and `n` even.
+pub fn matmul(x: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
+    assert!(fits(m, k, n) && x.len() == m * k && w.len() == n * k);
+    let tasks: Vec<(usize, Vec<f32>)> = (0..n)
+        .step_by(COLUMNS_PER_TASK)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|start| {
+            let end = (start + COLUMNS_PER_TASK).min(n);
+            let mut part = vec![0.0f32; m * (end - start)];
+            columns(x, m, k, w, start..end, &mut part);
+            (start, part)
+        })
+        .collect();
+    let mut y = vec![0.0f32; m * n];
+    for (start, part) in tasks {
+        let width = part.len() / m;
+        for (r, chunk) in part.chunks_exact(width).enumerate() {
+            y[r * n + start..r * n + start + width].copy_from_slice(chunk);
+        }
+    }
+    y
+}
+
+/// Whether a product of `rows` tokens, `inner` inputs and `out` outputs takes this
+/// path.
+pub fn fits(rows: usize, inner: usize, out: usize) -> bool {
+    (1..=MAX_ROWS).contains(&rows) && inner.is_multiple_of(LANES) && out.is_multiple_of(2)
+}
+
+/// `x · wᵀ` as a candle op, for `x`: `[m, k]` and `w`: `[n, k]`, contiguous f32.
+pub struct SkinnyMatmul;
+
+impl CustomOp2 for SkinnyMatmul {
+    fn name(&self) -> &'static str {
+        "stancemap-skinny-matmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = super::kernels::contiguous_f32(s1, l1, self.name())?;
+        let w = super::kernels::contiguous_f32(s2, l2, self.name())?;
+        let (m, k) = l1.shape().dims2()?;
+        let (n, k2) = l2.shape().dims2()?;
+        if k != k2 || !fits(m, k, n) {
+            candle_core::bail!("{}: shapes {m}×{k} · ({n}×{k2})ᵀ do not fit", self.name());
+        }
+        Ok((CpuStorage::F32(matmul(x, m, k, w, n)), Shape::from((m, n))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equals_the_plain_product_for_every_row_count() {
+        let (k, n) = (40, 98);
+        let w: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 7919) % 103) as f32 / 51.0 - 1.0)
+            .collect();
+        for m in 1..=MAX_ROWS {
+            let x: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 31) % 17) as f32 / 8.0 - 1.0)
+                .collect();
+            let y = matmul(&x, m, k, &w, n);
+            for r in 0..m {
+                for c in 0..n {
+                    let want: f64 = (0..k)
+                        .map(|j| x[r * k + j] as f64 * w[c * k + j] as f64)
+                        .sum();
+                    assert!(
+                        (y[r * n + c] as f64 - want).abs() < 1e-4,
+                        "m={m} r={r} c={c}"
+                    );
+                }
+            }
+        }
+    }
+}
