@@ -14,7 +14,7 @@ use rayon::prelude::*;
 pub const MAX_ROWS: usize = 16;
 
 /// Token rows a register tile covers.
-const ROW_TILE: usize = 8;
+const ROW_TILE: usize = 12;
 
 /// Output columns per parallel task.
 const COLUMNS_PER_TASK: usize = 32;
@@ -91,8 +91,8 @@ fn put<const R: usize, const C: usize>(
 }
 
 /// Output columns `cols` (an even count) of `x · wᵀ` (`x`: `m × k`; `w`: `n × k`,
-/// one row per output) into `y` (`m × cols.len()`). Up to 8 token rows share each
-/// weight load, so the weights stream from memory once for a query of 8 tokens or
+/// one row per output) into `y` (`m × cols.len()`). Up to 12 token rows share each
+/// weight load, so the weights stream from memory once for a query of 12 tokens or
 /// fewer.
 fn columns(x: &[f32], m: usize, k: usize, w: &[f32], cols: std::ops::Range<usize>, y: &mut [f32]) {
     let width = cols.len();
@@ -104,6 +104,22 @@ fn columns(x: &[f32], m: usize, k: usize, w: &[f32], cols: std::ops::Range<usize
             let xs = &x[row * k..];
             let at = 2 * t;
             match rows {
+                12 => {
+                    put(dots::<12, 1>(xs, k, w), y, width, row, at);
+                    put(dots::<12, 1>(xs, k, &w[k..]), y, width, row, at + 1);
+                }
+                11 => {
+                    put(dots::<11, 1>(xs, k, w), y, width, row, at);
+                    put(dots::<11, 1>(xs, k, &w[k..]), y, width, row, at + 1);
+                }
+                10 => {
+                    put(dots::<10, 1>(xs, k, w), y, width, row, at);
+                    put(dots::<10, 1>(xs, k, &w[k..]), y, width, row, at + 1);
+                }
+                9 => {
+                    put(dots::<9, 1>(xs, k, w), y, width, row, at);
+                    put(dots::<9, 1>(xs, k, &w[k..]), y, width, row, at + 1);
+                }
                 8 => {
                     put(dots::<8, 1>(xs, k, w), y, width, row, at);
                     put(dots::<8, 1>(xs, k, &w[k..]), y, width, row, at + 1);
