@@ -362,7 +362,7 @@ fn language_offset(
     let offset = LanguageOffset::fit(english.view(), chinese.view());
     eprintln!(
         "stancemap: language offset from {} parallel pairs: translations reach cosine {:.3} \
-         (95%), Chinese distances ×{:.2}",
+         (97%), Chinese distances ×{:.2}",
         english.nrows(),
         offset.translation_floor(),
         offset.chinese_distance_scale()
