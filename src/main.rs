@@ -522,10 +522,11 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let frame = stance.frame()?;
             let passages = input::read_all(&files)?;
-            let (embedder, mut cache) = load_cached(&engine, false)?;
+            engine.threads();
+            let embedder = load(&engine)?;
             let model = StanceModel::build(frame, &embedder, stance.scorer)?;
             let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
-            let (vectors, _) = embed_passages(&embedder, cache.as_mut(), &texts)?;
+            let (vectors, _) = embed_passages(&embedder, None, &texts)?;
             let mut lines = String::new();
             for (p, s) in passages.iter().zip(model.score(vectors.view())) {
                 let line = serde_json::json!({
@@ -803,6 +804,8 @@ fn read_and_embed(
             corpus.claims.len()
         );
     }
+    // An all-English corpus has nothing to move: skip measuring the offset.
+    let pairs = pairs.filter(|_| corpus.claims.iter().any(|c| c.lang != corpus::Lang::En));
     let offset = language_offset(pairs, &embedder, cache.as_mut())?;
     Ok((corpus, embedder, emb, offset))
 }
