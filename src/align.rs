@@ -208,6 +208,11 @@ impl LanguageOffset {
 pub struct CrossLingual {
     moved: Array2<f32>,
     shares: Vec<f32>,
+    /// Each row's dot product with the offset, and its length once moved: with
+    /// them a moved cosine follows from the plain one (no second matrix product).
+    projections: Vec<f32>,
+    moved_norms: Vec<f32>,
+    offset_norm2: f32,
     margin: f32,
     chinese_distance_scale: f32,
 }
@@ -225,11 +230,31 @@ impl CrossLingual {
         if shares.iter().all(|&s| s == 0.0) {
             return None;
         }
+        let offset_norm2 = offset.offset.dot(&offset.offset);
+        let projections: Vec<f32> = emb
+            .rows()
+            .into_iter()
+            .map(|r| r.dot(&offset.offset))
+            .collect();
+        let moved_norms = emb
+            .rows()
+            .into_iter()
+            .zip(&shares)
+            .zip(&projections)
+            .map(|((r, &s), &a)| {
+                (r.dot(&r) + 2.0 * s * a + s * s * offset_norm2)
+                    .sqrt()
+                    .max(1e-12)
+            })
+            .collect();
         let mut moved = emb.clone();
         offset.apply(&mut moved, texts);
         Some(CrossLingual {
             moved,
             shares,
+            projections,
+            moved_norms,
+            offset_norm2,
             margin: (threshold - offset.translation_floor).max(0.0),
             chinese_distance_scale: offset.chinese_distance_scale,
         })
@@ -255,26 +280,31 @@ impl CrossLingual {
         self.shares[a] != self.shares[b]
     }
 
-    /// The score of a pair across languages from its moved cosine.
-    pub fn score(&self, a: usize, b: usize, moved_cosine: f32) -> f32 {
-        moved_cosine + self.margin * (self.shares[a] - self.shares[b]).abs()
+    /// The duplicate score of rows `a` and `b` from their plain `cosine`: the cosine
+    /// in one language; across languages, the moved cosine plus the margin (at
+    /// most 1).
+    pub fn similarity(&self, a: usize, b: usize, cosine: f32) -> f32 {
+        if !self.crosses(a, b) {
+            return cosine;
+        }
+        let (sa, sb) = (self.shares[a], self.shares[b]);
+        // (x_a + s_a·o)·(x_b + s_b·o), over the moved lengths.
+        let moved = (cosine
+            + sa * self.projections[b]
+            + sb * self.projections[a]
+            + sa * sb * self.offset_norm2)
+            / (self.moved_norms[a] * self.moved_norms[b]);
+        (moved + self.margin * (sa - sb).abs()).min(1.0)
     }
 
-    /// The clustering distance of rows `a` and `b` in one language, from their
-    /// cosine: on English's scale.
-    pub fn distance_within(&self, a: usize, cosine: f32) -> f32 {
+    /// The clustering distance of rows `a` and `b` from their plain `cosine`: on
+    /// English's scale in one language, 1 − [`similarity`](Self::similarity) across.
+    pub fn distance(&self, a: usize, b: usize, cosine: f32) -> f32 {
+        if self.crosses(a, b) {
+            return (1.0 - self.similarity(a, b, cosine)).max(0.0);
+        }
         let scale = 1.0 + self.shares[a] * (self.chinese_distance_scale - 1.0);
         ((1.0 - cosine) * scale).max(0.0)
-    }
-
-    /// The duplicate score of rows `a` and `b`: their cosine in one language, the
-    /// moved cosine plus the margin across languages.
-    pub fn similarity(&self, emb: &Array2<f32>, a: usize, b: usize) -> f32 {
-        if self.crosses(a, b) {
-            self.score(a, b, self.moved.row(a).dot(&self.moved.row(b)))
-        } else {
-            emb.row(a).dot(&emb.row(b))
-        }
     }
 }
 
@@ -334,12 +364,16 @@ mod tests {
         assert!(CrossLingual::new(&offset, &emb, &["one", "two", "three"], 0.9).is_none());
         let margin = 0.9 - offset.translation_floor();
         assert!((cross.margin() - margin).abs() < 1e-6);
+        let cosine = |a: usize, b: usize| emb.row(a).dot(&emb.row(b));
         // One language: the encoder's cosine, untouched by the offset.
         assert!(!cross.crosses(0, 2));
-        assert_eq!(cross.similarity(&emb, 0, 2), 1.0);
-        // Across: (0.6,0.4)/n · (1,0) plus the margin.
+        assert_eq!(cross.similarity(0, 2, cosine(0, 2)), 1.0);
+        // Across: (0.6,0.4)/n · (1,0) plus the margin, the same as the moved rows'
+        // own product.
         let n = (0.36f32 + 0.16).sqrt();
-        assert!((cross.similarity(&emb, 0, 1) - (0.6 / n + margin)).abs() < 1e-6);
+        assert!((cross.similarity(0, 1, cosine(0, 1)) - (0.6 / n + margin)).abs() < 1e-6);
+        let moved = cross.moved().row(0).dot(&cross.moved().row(1));
+        assert!((cross.similarity(0, 1, cosine(0, 1)) - (moved + margin)).abs() < 1e-6);
     }
 
     #[test]
@@ -353,6 +387,6 @@ mod tests {
         let emb = array![[1.0f32, 0.0], [0.5, h]];
         let cross = CrossLingual::new(&offset, &emb, &["你好", "再见"], 0.9).unwrap();
         assert!(!cross.mixes_languages());
-        assert!((cross.distance_within(0, 0.9) - 0.2).abs() < 1e-6);
+        assert!((cross.distance(0, 1, 0.9) - 0.2).abs() < 1e-6);
     }
 }

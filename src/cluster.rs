@@ -154,6 +154,16 @@ fn check_at_least_2(what: &'static str, got: usize) -> Result<(), ClusterError> 
     }
 }
 
+/// The root of `x` in a union-find forest (`parent[r] == r` at roots), halving
+/// paths on the way.
+pub(crate) fn root(parent: &mut [usize], mut x: usize) -> usize {
+    while parent[x] != x {
+        parent[x] = parent[parent[x]];
+        x = parent[x];
+    }
+    x
+}
+
 impl Clustering {
     /// Numbers the groups of `groups` (one key or none per row): groups of two or
     /// more rows become clusters, largest first, ties by first row.
@@ -209,13 +219,6 @@ impl Agglomerative {
         let dendrogram = kodama::linkage(&mut distances, n, kodama::Method::Average);
         // Union the merges under the threshold; step i creates cluster n + i.
         let mut parent: Vec<usize> = (0..n + dendrogram.len()).collect();
-        fn root(parent: &mut [usize], mut x: usize) -> usize {
-            while parent[x] != x {
-                parent[x] = parent[parent[x]];
-                x = parent[x];
-            }
-            x
-        }
         for (i, step) in dendrogram.steps().iter().enumerate() {
             if step.dissimilarity > self.max_distance {
                 break;

@@ -57,9 +57,19 @@ pub fn pairs_above(emb: &Array2<f32>, threshold: f32) -> Vec<Pair> {
 
 /// Every pair with cosine ≥ `threshold`, by blocked products.
 pub fn exact_pairs_above(emb: &Array2<f32>, threshold: f32) -> Vec<Pair> {
+    scored_pairs_above(emb, threshold, |_, _, cosine| cosine)
+}
+
+/// Every pair whose `score(i, j, cosine)` is ≥ `threshold`, by blocked products.
+fn scored_pairs_above(
+    emb: &Array2<f32>,
+    threshold: f32,
+    score: impl Fn(usize, usize, f32) -> f32,
+) -> Vec<Pair> {
     let mut pairs = Vec::new();
     for_each_row(emb.view(), |i, row| {
-        for (j, &similarity) in row.iter().enumerate().skip(i + 1) {
+        for (j, &cosine) in row.iter().enumerate().skip(i + 1) {
+            let similarity = score(i, j, cosine);
             if similarity >= threshold {
                 pairs.push(Pair {
                     a: i,
@@ -140,30 +150,19 @@ pub fn condensed_distances(emb: &Array2<f32>, cross: Option<&CrossLingual>) -> V
     let n = emb.nrows();
     let mut out = Vec::with_capacity(n * n.saturating_sub(1) / 2);
     for_each_row(emb.view(), |i, row| {
-        let distance = |&s: &f32| match cross {
-            Some(cross) => cross.distance_within(i, s),
-            None => (1.0 - s).max(0.0),
-        };
-        out.extend(row[i + 1..].iter().map(distance));
+        let tail = row.iter().enumerate().skip(i + 1);
+        match cross {
+            Some(cross) => out.extend(tail.map(|(j, &s)| cross.distance(i, j, s))),
+            None => out.extend(tail.map(|(_, &s)| (1.0 - s).max(0.0))),
+        }
     });
-    if let Some(cross) = cross.filter(|c| c.mixes_languages()) {
-        // Pairs across languages: 1 − (moved cosine + margin), row i's run starting
-        // where rows 0..i end.
-        let mut run = 0;
-        for_each_row(cross.moved().view(), |i, row| {
-            for (j, &s) in row.iter().enumerate().skip(i + 1) {
-                if cross.crosses(i, j) {
-                    out[run + j - i - 1] = (1.0 - cross.score(i, j, s)).max(0.0);
-                }
-            }
-            run += n - i - 1;
-        });
-    }
     out
 }
 
 /// Every pair scoring ≥ `threshold`: cosine within a language, and with `cross`,
-/// moved cosine plus margin across languages; most similar first.
+/// moved cosine plus margin across languages; most similar first. Exact pairs are
+/// scored in the one pass; above [`EXACT_LIMIT`] the index is searched twice, on
+/// the plain rows for pairs in one language and on the moved rows for the others.
 pub fn pairs_scoring_above(
     emb: &Array2<f32>,
     cross: Option<&CrossLingual>,
@@ -172,6 +171,9 @@ pub fn pairs_scoring_above(
     let Some(cross) = cross.filter(|c| c.mixes_languages()) else {
         return pairs_above(emb, threshold);
     };
+    if emb.nrows() <= EXACT_LIMIT {
+        return scored_pairs_above(emb, threshold, |i, j, s| cross.similarity(i, j, s));
+    }
     let mut pairs: Vec<Pair> = pairs_above(emb, threshold)
         .into_iter()
         .filter(|p| !cross.crosses(p.a, p.b))
@@ -181,7 +183,7 @@ pub fn pairs_scoring_above(
             .into_iter()
             .filter(|p| cross.crosses(p.a, p.b))
             .map(|p| Pair {
-                similarity: cross.score(p.a, p.b, p.similarity).min(1.0),
+                similarity: cross.similarity(p.a, p.b, emb.row(p.a).dot(&emb.row(p.b))),
                 ..p
             })
             .filter(|p| p.similarity >= threshold),

@@ -65,75 +65,82 @@ fn dot_tile<const R: usize, const C: usize>(x: &[f32], k: usize, w: &[f32]) -> [
     })
 }
 
-/// `out[r][c] = x_r · w_c` on the fastest path the CPU has.
-fn dots<const R: usize, const C: usize>(x: &[f32], k: usize, w: &[f32]) -> [[f32; C]; R] {
+/// `out[r][c] = x_r · w_c`, with AVX2+FMA when `avx2` (checked once per product).
+fn dots<const R: usize, const C: usize>(
+    avx2: bool,
+    x: &[f32],
+    k: usize,
+    w: &[f32],
+) -> [[f32; C]; R] {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU supports the features the function was compiled for.
+    if avx2 {
+        // SAFETY: `avx2` is only true when the CPU has AVX2 and FMA.
         return unsafe { dot_tile_avx2::<R, C>(x, k, w) };
     }
+    let _ = avx2;
     dot_tile::<R, C>(x, k, w)
 }
 
-/// Writes a tile's dot products into `y` (rows `width` long) at row `row`, column
-/// `col`.
-fn put<const R: usize, const C: usize>(
-    tile: [[f32; C]; R],
-    y: &mut [f32],
-    width: usize,
-    row: usize,
-    col: usize,
+/// Outputs `col` and `col + 1` for rows `row..row + R` into `y` (rows `width`
+/// long, these outputs at `at`): two outputs at a time up to 6 rows, one at a
+/// time above (`R · C` accumulators must fit the 16 vector registers).
+fn output_pair<const R: usize>(
+    avx2: bool,
+    x: &[f32],
+    k: usize,
+    w: &[f32],
+    (y, width, row, at): (&mut [f32], usize, usize, usize),
 ) {
-    for (r, values) in tile.iter().enumerate() {
-        let start = (row + r) * width + col;
-        y[start..start + C].copy_from_slice(values);
-    }
+    let put = |tile: &[[f32; 2]], y: &mut [f32]| {
+        for (r, values) in tile.iter().enumerate() {
+            let start = (row + r) * width + at;
+            y[start..start + 2].copy_from_slice(values);
+        }
+    };
+    let tile: [[f32; 2]; R] = if R > 6 {
+        let (first, second) = (
+            dots::<R, 1>(avx2, x, k, w),
+            dots::<R, 1>(avx2, x, k, &w[k..]),
+        );
+        std::array::from_fn(|r| [first[r][0], second[r][0]])
+    } else {
+        dots::<R, 2>(avx2, x, k, w)
+    };
+    put(&tile, y);
 }
 
 /// Output columns `cols` (an even count) of `x · wᵀ` (`x`: `m × k`; `w`: `n × k`,
 /// one row per output) into `y` (`m × cols.len()`). Up to 12 token rows share each
 /// weight load, so the weights stream from memory once for a query of 12 tokens or
 /// fewer.
-fn columns(x: &[f32], m: usize, k: usize, w: &[f32], cols: std::ops::Range<usize>, y: &mut [f32]) {
+fn columns(
+    avx2: bool,
+    x: &[f32],
+    (m, k): (usize, usize),
+    w: &[f32],
+    cols: std::ops::Range<usize>,
+    y: &mut [f32],
+) {
     let width = cols.len();
     for (t, col) in cols.step_by(2).enumerate() {
         let w = &w[col * k..(col + 2) * k];
         let mut row = 0;
         while row < m {
             let rows = (m - row).min(ROW_TILE);
-            let xs = &x[row * k..];
-            let at = 2 * t;
+            let (xs, out) = (&x[row * k..], (&mut *y, width, row, 2 * t));
             match rows {
-                12 => {
-                    put(dots::<12, 1>(xs, k, w), y, width, row, at);
-                    put(dots::<12, 1>(xs, k, &w[k..]), y, width, row, at + 1);
-                }
-                11 => {
-                    put(dots::<11, 1>(xs, k, w), y, width, row, at);
-                    put(dots::<11, 1>(xs, k, &w[k..]), y, width, row, at + 1);
-                }
-                10 => {
-                    put(dots::<10, 1>(xs, k, w), y, width, row, at);
-                    put(dots::<10, 1>(xs, k, &w[k..]), y, width, row, at + 1);
-                }
-                9 => {
-                    put(dots::<9, 1>(xs, k, w), y, width, row, at);
-                    put(dots::<9, 1>(xs, k, &w[k..]), y, width, row, at + 1);
-                }
-                8 => {
-                    put(dots::<8, 1>(xs, k, w), y, width, row, at);
-                    put(dots::<8, 1>(xs, k, &w[k..]), y, width, row, at + 1);
-                }
-                7 => {
-                    put(dots::<7, 1>(xs, k, w), y, width, row, at);
-                    put(dots::<7, 1>(xs, k, &w[k..]), y, width, row, at + 1);
-                }
-                6 => put(dots::<6, 2>(xs, k, w), y, width, row, at),
-                5 => put(dots::<5, 2>(xs, k, w), y, width, row, at),
-                4 => put(dots::<4, 2>(xs, k, w), y, width, row, at),
-                3 => put(dots::<3, 2>(xs, k, w), y, width, row, at),
-                2 => put(dots::<2, 2>(xs, k, w), y, width, row, at),
-                _ => put(dots::<1, 2>(xs, k, w), y, width, row, at),
+                12 => output_pair::<12>(avx2, xs, k, w, out),
+                11 => output_pair::<11>(avx2, xs, k, w, out),
+                10 => output_pair::<10>(avx2, xs, k, w, out),
+                9 => output_pair::<9>(avx2, xs, k, w, out),
+                8 => output_pair::<8>(avx2, xs, k, w, out),
+                7 => output_pair::<7>(avx2, xs, k, w, out),
+                6 => output_pair::<6>(avx2, xs, k, w, out),
+                5 => output_pair::<5>(avx2, xs, k, w, out),
+                4 => output_pair::<4>(avx2, xs, k, w, out),
+                3 => output_pair::<3>(avx2, xs, k, w, out),
+                2 => output_pair::<2>(avx2, xs, k, w, out),
+                _ => output_pair::<1>(avx2, xs, k, w, out),
             }
             row += rows;
         }
@@ -144,6 +151,7 @@ fn columns(x: &[f32], m: usize, k: usize, w: &[f32], cols: std::ops::Range<usize
 /// output), `k` a multiple of 8 and `n` even.
 pub fn matmul(x: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
     assert!(fits(m, k, n) && x.len() == m * k && w.len() == n * k);
+    let avx2 = has_avx2_fma();
     let tasks: Vec<(usize, Vec<f32>)> = (0..n)
         .step_by(COLUMNS_PER_TASK)
         .collect::<Vec<_>>()
@@ -151,7 +159,7 @@ pub fn matmul(x: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
         .map(|start| {
             let end = (start + COLUMNS_PER_TASK).min(n);
             let mut part = vec![0.0f32; m * (end - start)];
-            columns(x, m, k, w, start..end, &mut part);
+            columns(avx2, x, (m, k), w, start..end, &mut part);
             (start, part)
         })
         .collect();
@@ -163,6 +171,14 @@ pub fn matmul(x: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
         }
     }
     y
+}
+
+/// Whether the CPU has AVX2 and FMA.
+fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// Whether a product of `rows` tokens, `inner` inputs and `out` outputs takes this

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::align::{CrossLingual, LanguageOffset};
-use crate::cluster::Algorithm;
+use crate::cluster::{root, Algorithm};
 use ndarray::Array2;
 
 /// Embeds passages (through the cache, when the caller has one).
@@ -138,9 +138,11 @@ pub fn pairs(path: &Path, embed: &mut EmbedPassages, opts: &EvalOptions) -> Resu
         .and_then(|o| CrossLingual::new(o, &emb, &texts, threshold));
     let n = rows.len();
     let scores: Vec<f32> = (0..n)
-        .map(|i| match &cross {
-            Some(cross) => cross.similarity(&emb, i, n + i),
-            None => emb.row(i).dot(&emb.row(n + i)),
+        .map(|i| {
+            let cosine = emb.row(i).dot(&emb.row(n + i));
+            cross
+                .as_ref()
+                .map_or(cosine, |c| c.similarity(i, n + i, cosine))
         })
         .collect();
     let labels: Vec<f64> = rows.iter().map(|r| r.2).collect();
@@ -248,13 +250,6 @@ fn read_groups(
 fn groups_of_pairs(rows: &[(&str, &str, f64)]) -> (Vec<String>, Vec<String>) {
     let mut index: HashMap<&str, usize> = HashMap::new();
     let mut parent: Vec<usize> = Vec::new();
-    fn root(parent: &mut [usize], mut x: usize) -> usize {
-        while parent[x] != x {
-            parent[x] = parent[parent[x]];
-            x = parent[x];
-        }
-        x
-    }
     let labels: Vec<f64> = rows.iter().map(|r| r.2).collect();
     let positive_at = positive_at(&labels);
     for &(a, b, label) in rows {
