@@ -21,6 +21,7 @@ pub mod eval;
 pub mod input;
 pub mod keywords;
 pub mod model;
+pub mod money;
 pub mod neighbours;
 pub mod output;
 pub mod pipeline;

@@ -331,35 +331,61 @@ struct AlignArgs {
     /// Compare claims as the encoder places them, without the language offset.
     #[arg(long, conflicts_with = "align")]
     no_align: bool,
+    /// What a money amount named by both claims of an English–Chinese pair adds
+    /// to its score ($500 million = 5亿美元); 0 turns it off.
+    #[arg(long, default_value_t = align::SHARED_AMOUNT_BONUS, value_name = "SCORE")]
+    amount_bonus: f32,
+}
+
+/// The parallel sentences that measure the language offset, and the amount bonus.
+struct Alignment {
+    pairs: ParallelPairs,
+    amount_bonus: f32,
 }
 
 impl AlignArgs {
     /// Reads the parallel sentences (before any slow work), unless turned off.
-    fn pairs(&self) -> Result<Option<ParallelPairs>> {
+    fn alignment(&self) -> Result<Option<Alignment>> {
         if self.no_align {
             return Ok(None);
         }
-        Ok(Some(match &self.align {
+        if !(0.0..=1.0).contains(&self.amount_bonus) {
+            anyhow::bail!(
+                "--amount-bonus must be between 0 and 1, not {}",
+                self.amount_bonus
+            );
+        }
+        let pairs = match &self.align {
             Some(path) => ParallelPairs::load(path)?,
             None => ParallelPairs::parse(align::DEFAULT_PAIRS, "built-in models/align/en-zh.tsv")?,
+        };
+        Ok(Some(Alignment {
+            pairs,
+            amount_bonus: self.amount_bonus,
         }))
     }
 }
 
-/// Measures the language offset from `pairs` (through `cache` when given).
+/// Measures the language offset from `alignment`'s pairs (through `cache` when
+/// given).
 fn language_offset(
-    pairs: Option<&ParallelPairs>,
+    alignment: Option<&Alignment>,
     embedder: &Embedder,
     mut cache: Option<&mut EmbeddingCache>,
 ) -> Result<Option<LanguageOffset>> {
-    let Some(pairs) = pairs else {
+    let Some(Alignment {
+        pairs,
+        amount_bonus,
+    }) = alignment
+    else {
         return Ok(None);
     };
     let english: Vec<&str> = pairs.pairs.iter().map(|(en, _)| en.as_str()).collect();
     let chinese: Vec<&str> = pairs.pairs.iter().map(|(_, zh)| zh.as_str()).collect();
     let (english, _) = embed_passages(embedder, cache.as_deref_mut(), &english)?;
     let (chinese, _) = embed_passages(embedder, cache, &chinese)?;
-    let offset = LanguageOffset::fit(english.view(), chinese.view());
+    let offset =
+        LanguageOffset::fit(english.view(), chinese.view()).with_amount_bonus(*amount_bonus);
     eprintln!(
         "stancemap: language offset from {} parallel pairs: translations reach cosine {:.3} \
          (97%), Chinese distances ×{:.2}",
@@ -493,13 +519,13 @@ fn run(cli: Cli) -> Result<()> {
             let start = Instant::now();
             let frame = stance.frame()?;
             let options = thresholds.options()?;
-            let pairs = align.pairs()?;
+            let alignment = align.alignment()?;
             let (corpus, embedder, emb, offset) = read_and_embed(
                 &inputs,
                 &engine,
                 thresholds.no_cache,
                 Some(&options.algorithm),
-                pairs.as_ref(),
+                alignment.as_ref(),
             )?;
             let stance = StanceModel::build(frame, &embedder, stance.scorer)?;
             let report =
@@ -551,9 +577,14 @@ fn run(cli: Cli) -> Result<()> {
             engine,
         } => {
             let options = thresholds.options()?;
-            let pairs = align.pairs()?;
-            let (corpus, _, emb, offset) =
-                read_and_embed(&inputs, &engine, thresholds.no_cache, None, pairs.as_ref())?;
+            let alignment = align.alignment()?;
+            let (corpus, _, emb, offset) = read_and_embed(
+                &inputs,
+                &engine,
+                thresholds.no_cache,
+                None,
+                alignment.as_ref(),
+            )?;
             let cross = offset
                 .as_ref()
                 .and_then(|o| pipeline::cross_lingual(&corpus, &emb, o, &options));
@@ -623,23 +654,26 @@ fn run(cli: Cli) -> Result<()> {
             align,
             engine,
         } => {
-            let pairs = align.pairs()?;
+            let alignment = align.alignment()?;
             let (embedder, mut cache) = load_cached(&engine, no_cache)?;
-            let offset = language_offset(pairs.as_ref(), &embedder, cache.as_mut())?;
+            let offset = language_offset(alignment.as_ref(), &embedder, cache.as_mut())?;
             let opts = eval::EvalOptions {
                 threshold,
                 offset: offset.as_ref(),
                 limit,
                 // The parallel sentences measured the offset, so they are not scored.
-                held_out: pairs
+                held_out: alignment
                     .as_ref()
-                    .map(ParallelPairs::sentences)
+                    .map(|a| a.pairs.sentences())
                     .unwrap_or_default(),
             };
             let mut embed = |texts: &[&str]| {
                 embed_passages(&embedder, cache.as_mut(), texts).map(|(emb, _)| emb)
             };
-            println!("{}", eval::PairScores::table_header(threshold));
+            let is_pairs = |set: &PathBuf| set.extension().is_some_and(|e| e == "tsv");
+            if sets.iter().any(is_pairs) {
+                println!("{}", eval::PairScores::table_header(threshold));
+            }
             let mut cluster_rows = Vec::new();
             let cuts = if max_distance.is_empty() {
                 vec![DEFAULT_MAX_DISTANCE]
@@ -654,15 +688,16 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
             for set in &sets {
-                let is_pairs = set.extension().is_some_and(|e| e == "tsv");
-                if is_pairs {
+                if is_pairs(set) {
                     println!("{}", eval::pairs(set, &mut embed, &opts)?.table_row());
                 }
-                if !is_pairs || pairs_as_clusters {
+                if !is_pairs(set) || pairs_as_clusters {
                     cluster_rows.extend(eval::clusters(set, &mut embed, &algorithms, &opts)?);
                 }
             }
-            println!("\n{}", eval::ClusterScores::TABLE_HEADER);
+            if !cluster_rows.is_empty() {
+                println!("\n{}", eval::ClusterScores::TABLE_HEADER);
+            }
             for c in cluster_rows {
                 println!("{}", c.table_row());
             }
@@ -773,13 +808,13 @@ fn load(engine: &EngineArgs) -> Result<Embedder> {
 
 /// Reads the corpus, checks it fits `algorithm` (when given), loads the model and
 /// embeds every claim (with a progress bar), through the embedding cache unless
-/// `no_cache`; with parallel `pairs`, also measures the language offset.
+/// `no_cache`; with an `alignment`, also measures the language offset.
 fn read_and_embed(
     inputs: &[PathBuf],
     engine: &EngineArgs,
     no_cache: bool,
     algorithm: Option<&Algorithm>,
-    pairs: Option<&ParallelPairs>,
+    alignment: Option<&Alignment>,
 ) -> Result<(
     corpus::Corpus,
     Embedder,
@@ -805,8 +840,8 @@ fn read_and_embed(
         );
     }
     // An all-English corpus has nothing to move: skip measuring the offset.
-    let pairs = pairs.filter(|_| corpus.claims.iter().any(|c| c.lang != corpus::Lang::En));
-    let offset = language_offset(pairs, &embedder, cache.as_mut())?;
+    let alignment = alignment.filter(|_| corpus.claims.iter().any(|c| c.lang != corpus::Lang::En));
+    let offset = language_offset(alignment, &embedder, cache.as_mut())?;
     Ok((corpus, embedder, emb, offset))
 }
 

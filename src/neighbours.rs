@@ -179,7 +179,7 @@ pub fn pairs_scoring_above(
         .filter(|p| !cross.crosses(p.a, p.b))
         .collect();
     pairs.extend(
-        pairs_above(cross.moved(), threshold - cross.margin())
+        pairs_above(cross.moved(), threshold - cross.largest_lift())
             .into_iter()
             .filter(|p| cross.crosses(p.a, p.b))
             .map(|p| Pair {

@@ -142,26 +142,46 @@ fn the_language_offset_lets_chinese_and_english_claims_share_clusters() {
     assert!(mixed_language_clusters(&["--no-align"]).is_empty());
 }
 
-#[test]
-fn dedup_lists_cross_article_pairs() {
-    let out = stancemap(&[
-        "dedup",
-        "seeds/",
-        "--cross-article-only",
-        "--threshold",
-        "0.9",
-    ]);
+/// `stancemap dedup seeds/ --cross-article-only` with `extra` options: its pairs.
+fn cross_article_pairs(extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["dedup", "seeds/", "--cross-article-only"];
+    args.extend(extra);
+    let out = stancemap(&args);
     assert!(out.status.success(), "{}", stderr(&out));
-    let pairs: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+    String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+        .collect()
+}
+
+#[test]
+fn dedup_lists_cross_article_pairs() {
+    let pairs = cross_article_pairs(&["--threshold", "0.9"]);
     assert!(!pairs.is_empty());
     for p in &pairs {
         assert_ne!(p["article_a"], p["article_b"]);
         assert!(p["similarity"].as_f64().unwrap() >= 0.9);
     }
+}
+
+#[test]
+fn the_same_amount_in_two_languages_is_a_duplicate() {
+    // The English "$500 million" investment and the Chinese "5亿美元" memorandum.
+    let same_deal = |pairs: &[serde_json::Value]| {
+        pairs.iter().any(|p| {
+            let (a, b) = (p["text_a"].as_str().unwrap(), p["text_b"].as_str().unwrap());
+            let (en, zh) = if a.contains("5亿美元") {
+                (b, a)
+            } else {
+                (a, b)
+            };
+            zh.contains("5亿美元") && en.contains("$500 million")
+        })
+    };
+    assert!(same_deal(&cross_article_pairs(&[])));
+    // The shared amount is what lifts them to the default threshold.
+    assert!(!same_deal(&cross_article_pairs(&["--amount-bonus", "0"])));
 }
 
 #[test]
