@@ -16,7 +16,12 @@ fn embedding(c: &mut Criterion) {
     let texts: Vec<&str> = passages.iter().take(64).map(|p| p.text.as_str()).collect();
     let mut group = c.benchmark_group("embed_64_passages");
     group.sample_size(10);
-    for precision in [Precision::F32, Precision::Bf16, Precision::Q4] {
+    for precision in [
+        Precision::F32,
+        Precision::Bf16,
+        Precision::Q4,
+        Precision::Q8,
+    ] {
         let options = EmbedOptions {
             precision,
             ..EmbedOptions::default()
@@ -38,14 +43,20 @@ fn embedding(c: &mut Criterion) {
         });
     }
     group.finish();
-    let embedder = Embedder::load(files, EmbedOptions::default()).expect("load");
-    c.bench_function("query_latency_f32", |b| {
-        b.iter(|| {
-            embedder
-                .embed(&[stancemap::bench::QUERY], Role::Query, &mut |_, _| {})
-                .expect("embed")
-        })
-    });
+    for precision in [Precision::F32, Precision::Q8] {
+        let options = EmbedOptions {
+            precision,
+            ..EmbedOptions::default()
+        };
+        let embedder = Embedder::load(files.clone(), options).expect("load");
+        c.bench_function(&format!("query_latency_{precision}"), |b| {
+            b.iter(|| {
+                embedder
+                    .embed(&[stancemap::bench::QUERY], Role::Query, &mut |_, _| {})
+                    .expect("embed")
+            })
+        });
+    }
 }
 
 criterion_group!(benches, embedding);

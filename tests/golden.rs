@@ -116,9 +116,8 @@ fn f32_matches_golden_embeddings() {
 
 /// Short texts embedded one at a time take the few-rows product
 /// (`src/embed/skinny.rs`) instead of the GEMM; they must match as well.
-#[test]
-fn short_texts_alone_match_golden_embeddings() {
-    let embedder = embedder(Precision::F32);
+fn check_short_texts_alone(precision: Precision, min_cos: f64) {
+    let embedder = embedder(precision);
     let golden: Vec<GoldenEmbedding> = read_jsonl("embeddings.jsonl");
     let short: Vec<&GoldenEmbedding> = golden.iter().filter(|g| g.n_tokens <= 12).collect();
     assert!(short.len() >= 3, "{} short texts", short.len());
@@ -137,8 +136,19 @@ fn short_texts_alone_match_golden_embeddings() {
             .zip(&g.embedding)
             .map(|(&a, &b)| a as f64 * b)
             .sum();
-        assert!(cos >= 0.999, "cosine {cos} for {:?}", g.text);
+        assert!(cos >= min_cos, "{precision}: cosine {cos} for {:?}", g.text);
     }
+}
+
+#[test]
+fn short_texts_alone_match_golden_embeddings() {
+    check_short_texts_alone(Precision::F32, 0.999);
+}
+
+#[test]
+fn q8_matches_golden_embeddings() {
+    check_precision(Precision::Q8, 0.99);
+    check_short_texts_alone(Precision::Q8, 0.99);
 }
 
 #[test]

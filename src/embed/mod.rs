@@ -152,7 +152,10 @@ impl Embedder {
         let mut sums = Array2::<f32>::zeros((n, dim));
         for batch in windows.chunks(self.options.batch_size.max(1)) {
             let packed = Packed::new(&batch.iter().map(|w| w.ids.as_slice()).collect::<Vec<_>>());
-            let pooled = self.encoder.mean_pooled(&packed)?;
+            // On a pool thread, the kernels' parallel loops split work in place; from
+            // outside, each of the forward pass's ~100 loops would be handed over
+            // and waited for.
+            let pooled = rayon::scope(|_| self.encoder.mean_pooled(&packed))?;
             for (w, row) in batch.iter().zip(pooled.chunks_exact(dim)) {
                 let mut sum = sums.row_mut(w.text);
                 sum.iter_mut()

@@ -2,19 +2,26 @@
 //! times an `[out, in]` weight). The general GEMM packs the whole weight matrix on
 //! every call and pads the rows to its 16-row tile, so for a 7-token query most of
 //! its time goes to copies and padding. Here each output is a dot product of a
-//! token row with one contiguous weight row, read once for up to [`ROW_TILE`]
-//! tokens (two outputs at a time share the token loads), the outputs split across
-//! threads. Compiled a second time for AVX2+FMA, chosen at run time.
+//! token row with one contiguous weight row; a pair of weight rows is read from
+//! memory once for all tokens (in register tiles of up to [`ROW_TILE`] tokens),
+//! the outputs split across threads, the bias added on the way out. Weights are
+//! f32 as stored, or 8-bit ([`WeightRows<i8>`]: a fourth of the bytes to stream,
+//! widened to f32 in registers). Compiled a second time for AVX2+FMA, chosen at
+//! run time.
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape};
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
 use rayon::prelude::*;
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
 
 /// Products with at most this many rows take this path: the GEMM's row tile, below
 /// which it pads. Batches have hundreds of rows and keep the GEMM.
 pub const MAX_ROWS: usize = 16;
 
-/// Token rows a register tile covers.
-const ROW_TILE: usize = 12;
+/// Token rows a register tile covers: with two outputs, 12 accumulators, two
+/// weight vectors and a token vector fill the 16 vector registers.
+const ROW_TILE: usize = 6;
 
 /// Output columns per parallel task.
 const COLUMNS_PER_TASK: usize = 32;
@@ -22,21 +29,65 @@ const COLUMNS_PER_TASK: usize = 32;
 /// Lanes of one AVX2 vector.
 const LANES: usize = 8;
 
+/// A weight element the kernels read: f32 as stored, or i8 (scaled per row).
+pub trait WeightElement: Copy + Send + Sync + 'static {
+    /// The element as f32 (before its row's scale).
+    fn widen(self) -> f32;
+
+    /// [`LANES`] elements from `p`, widened to f32.
+    ///
+    /// # Safety
+    /// `p` must point at `LANES` readable elements, on a CPU with AVX2.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load_lanes(p: *const Self) -> __m256;
+}
+
+impl WeightElement for f32 {
+    fn widen(self) -> f32 {
+        self
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load_lanes(p: *const Self) -> __m256 {
+        // SAFETY: the caller guarantees LANES readable floats.
+        unsafe { _mm256_loadu_ps(p) }
+    }
+}
+
+impl WeightElement for i8 {
+    fn widen(self) -> f32 {
+        self as f32
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load_lanes(p: *const Self) -> __m256 {
+        // SAFETY: the caller guarantees LANES readable bytes and AVX2.
+        unsafe { _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast()))) }
+    }
+}
+
 /// Dot products of `R` rows of `x` (each `k` long) with `C` weight rows (each `k`
 /// long, consecutive in `w`): `out[r][c] = x_r · w_c`. `k` is a multiple of
 /// [`LANES`]; `R · C` accumulators stay in registers (at most 12).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn dot_tile_avx2<const R: usize, const C: usize>(x: &[f32], k: usize, w: &[f32]) -> [[f32; C]; R] {
-    use std::arch::x86_64::*;
+fn dot_tile_avx2<W: WeightElement, const R: usize, const C: usize>(
+    x: &[f32],
+    k: usize,
+    w: &[W],
+) -> [[f32; C]; R] {
     assert!(x.len() >= R * k && w.len() >= C * k && k.is_multiple_of(LANES));
     let mut acc = [[_mm256_setzero_ps(); C]; R];
-    // SAFETY: every load reads LANES floats at an offset i + r·k (or i + c·k) with
-    // i + LANES ≤ k, r < R and c < C, inside the lengths asserted above.
+    // SAFETY: every load reads LANES elements at an offset i + r·k (or i + c·k)
+    // with i + LANES ≤ k, r < R and c < C, inside the lengths asserted above.
     unsafe {
         for i in (0..k).step_by(LANES) {
-            let wv: [__m256; C] =
-                std::array::from_fn(|c| _mm256_loadu_ps(w.as_ptr().add(c * k + i)));
+            let mut wv = [_mm256_setzero_ps(); C];
+            for (c, v) in wv.iter_mut().enumerate() {
+                *v = W::load_lanes(w.as_ptr().add(c * k + i));
+            }
             for (r, acc) in acc.iter_mut().enumerate() {
                 let xv = _mm256_loadu_ps(x.as_ptr().add(r * k + i));
                 for c in 0..C {
@@ -45,132 +96,105 @@ fn dot_tile_avx2<const R: usize, const C: usize>(x: &[f32], k: usize, w: &[f32])
             }
         }
     }
-    let sum = |v: __m256| {
-        let mut lanes = [0.0f32; LANES];
-        // SAFETY: `lanes` holds LANES floats.
-        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
-        lanes.iter().sum::<f32>()
-    };
-    acc.map(|row| row.map(sum))
+    let mut out = [[0.0f32; C]; R];
+    for (out, acc) in out.iter_mut().zip(&acc) {
+        for (o, &v) in out.iter_mut().zip(acc) {
+            // Lanes 4..8 onto 0..4, then 2..4 onto 0..2, then 1 onto 0.
+            let quad = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+            let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
+            *o = _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps::<1>(pair, pair)));
+        }
+    }
+    out
 }
 
 /// The same dot products, portable.
-fn dot_tile<const R: usize, const C: usize>(x: &[f32], k: usize, w: &[f32]) -> [[f32; C]; R] {
+fn dot_tile<W: WeightElement, const R: usize, const C: usize>(
+    x: &[f32],
+    k: usize,
+    w: &[W],
+) -> [[f32; C]; R] {
     std::array::from_fn(|r| {
         let row = &x[r * k..(r + 1) * k];
         std::array::from_fn(|c| {
             let w = &w[c * k..(c + 1) * k];
-            row.iter().zip(w).map(|(a, b)| a * b).sum::<f32>()
+            row.iter().zip(w).map(|(a, b)| a * b.widen()).sum::<f32>()
         })
     })
 }
 
 /// `out[r][c] = x_r · w_c`, with AVX2+FMA when `avx2` (checked once per product).
-fn dots<const R: usize, const C: usize>(
+fn dots<W: WeightElement, const R: usize, const C: usize>(
     avx2: bool,
     x: &[f32],
     k: usize,
-    w: &[f32],
+    w: &[W],
 ) -> [[f32; C]; R] {
     #[cfg(target_arch = "x86_64")]
     if avx2 {
         // SAFETY: `avx2` is only true when the CPU has AVX2 and FMA.
-        return unsafe { dot_tile_avx2::<R, C>(x, k, w) };
+        return unsafe { dot_tile_avx2::<W, R, C>(x, k, w) };
     }
     let _ = avx2;
-    dot_tile::<R, C>(x, k, w)
+    dot_tile::<W, R, C>(x, k, w)
 }
 
 /// Outputs `col` and `col + 1` for rows `row..row + R` into `y` (rows `width`
-/// long, these outputs at `at`): two outputs at a time up to 6 rows, one at a
-/// time above (`R · C` accumulators must fit the 16 vector registers).
-fn output_pair<const R: usize>(
+/// long, these outputs at `at`).
+fn output_pair<W: WeightElement, const R: usize>(
     avx2: bool,
     x: &[f32],
     k: usize,
-    w: &[f32],
+    (w, scales): (&[W], [f32; 2]),
     (y, width, row, at): (&mut [f32], usize, usize, usize),
 ) {
-    let put = |tile: &[[f32; 2]], y: &mut [f32]| {
-        for (r, values) in tile.iter().enumerate() {
-            let start = (row + r) * width + at;
-            y[start..start + 2].copy_from_slice(values);
-        }
-    };
-    let tile: [[f32; 2]; R] = if R > 6 {
-        let (first, second) = (
-            dots::<R, 1>(avx2, x, k, w),
-            dots::<R, 1>(avx2, x, k, &w[k..]),
-        );
-        std::array::from_fn(|r| [first[r][0], second[r][0]])
-    } else {
-        dots::<R, 2>(avx2, x, k, w)
-    };
-    put(&tile, y);
+    let tile = dots::<W, R, 2>(avx2, x, k, w);
+    for (r, values) in tile.iter().enumerate() {
+        let start = (row + r) * width + at;
+        y[start] = values[0] * scales[0];
+        y[start + 1] = values[1] * scales[1];
+    }
 }
 
-/// Output columns `cols` (an even count) of `x · wᵀ` (`x`: `m × k`; `w`: `n × k`,
-/// one row per output) into `y` (`m × cols.len()`). Up to 12 token rows share each
-/// weight load, so the weights stream from memory once for a query of 12 tokens or
-/// fewer.
-fn columns(
+/// Output columns `cols` (an even count) of `x · wᵀ + bias` (`x`: `m × k`; `w`:
+/// `n × k`, one row per output, times its scale when given) into `y` (`m ×
+/// cols.len()`). The weights stream from memory once, whatever the row count.
+fn columns<W: WeightElement>(
     avx2: bool,
     x: &[f32],
     (m, k): (usize, usize),
-    w: &[f32],
+    weight: &WeightRows<W>,
     cols: std::ops::Range<usize>,
     y: &mut [f32],
 ) {
     let width = cols.len();
     for (t, col) in cols.step_by(2).enumerate() {
-        let w = &w[col * k..(col + 2) * k];
+        let w = &weight.w[col * k..(col + 2) * k];
+        let scale = |c: usize| weight.scales.as_ref().map_or(1.0, |s| s[c]);
+        let w = (w, [scale(col), scale(col + 1)]);
+        // Rows in equal tiles of at most ROW_TILE: the weight pair, read from memory
+        // for the first tile, is in cache for the others.
+        let tile = m.div_ceil(m.div_ceil(ROW_TILE));
         let mut row = 0;
         while row < m {
-            let rows = (m - row).min(ROW_TILE);
+            let rows = (m - row).min(tile);
             let (xs, out) = (&x[row * k..], (&mut *y, width, row, 2 * t));
             match rows {
-                12 => output_pair::<12>(avx2, xs, k, w, out),
-                11 => output_pair::<11>(avx2, xs, k, w, out),
-                10 => output_pair::<10>(avx2, xs, k, w, out),
-                9 => output_pair::<9>(avx2, xs, k, w, out),
-                8 => output_pair::<8>(avx2, xs, k, w, out),
-                7 => output_pair::<7>(avx2, xs, k, w, out),
-                6 => output_pair::<6>(avx2, xs, k, w, out),
-                5 => output_pair::<5>(avx2, xs, k, w, out),
-                4 => output_pair::<4>(avx2, xs, k, w, out),
-                3 => output_pair::<3>(avx2, xs, k, w, out),
-                2 => output_pair::<2>(avx2, xs, k, w, out),
-                _ => output_pair::<1>(avx2, xs, k, w, out),
+                6 => output_pair::<W, 6>(avx2, xs, k, w, out),
+                5 => output_pair::<W, 5>(avx2, xs, k, w, out),
+                4 => output_pair::<W, 4>(avx2, xs, k, w, out),
+                3 => output_pair::<W, 3>(avx2, xs, k, w, out),
+                2 => output_pair::<W, 2>(avx2, xs, k, w, out),
+                _ => output_pair::<W, 1>(avx2, xs, k, w, out),
             }
             row += rows;
         }
-    }
-}
-
-/// `x · wᵀ` for `x`: `m × k` and `w`: `n × k` (row-major; one weight row per
-/// output), `k` a multiple of 8 and `n` even.
-pub fn matmul(x: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
-    assert!(fits(m, k, n) && x.len() == m * k && w.len() == n * k);
-    let avx2 = has_avx2_fma();
-    let tasks: Vec<(usize, Vec<f32>)> = (0..n)
-        .step_by(COLUMNS_PER_TASK)
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .map(|start| {
-            let end = (start + COLUMNS_PER_TASK).min(n);
-            let mut part = vec![0.0f32; m * (end - start)];
-            columns(avx2, x, (m, k), w, start..end, &mut part);
-            (start, part)
-        })
-        .collect();
-    let mut y = vec![0.0f32; m * n];
-    for (start, part) in tasks {
-        let width = part.len() / m;
-        for (r, chunk) in part.chunks_exact(width).enumerate() {
-            y[r * n + start..r * n + start + width].copy_from_slice(chunk);
+        for r in 0..m {
+            let at = r * width + 2 * t;
+            y[at] += weight.bias[col];
+            y[at + 1] += weight.bias[col + 1];
         }
     }
-    y
 }
 
 /// Whether the CPU has AVX2 and FMA.
@@ -181,35 +205,139 @@ fn has_avx2_fma() -> bool {
     false
 }
 
-/// Whether a product of `rows` tokens, `inner` inputs and `out` outputs takes this
-/// path.
-pub fn fits(rows: usize, inner: usize, out: usize) -> bool {
-    (1..=MAX_ROWS).contains(&rows) && inner.is_multiple_of(LANES) && out.is_multiple_of(2)
+/// Whether a product of `rows` tokens and `inner` inputs takes this path.
+pub fn fits(rows: usize, inner: usize) -> bool {
+    (1..=MAX_ROWS).contains(&rows) && inner.is_multiple_of(LANES)
 }
 
-/// `x · wᵀ` as a candle op, for `x`: `[m, k]` and `w`: `[n, k]`, contiguous f32.
-pub struct SkinnyMatmul;
+/// A dense layer's weight as `[out, in]` rows (f32 as stored, or i8 with one scale
+/// per row: `w[c][j] ≈ q[c][j] · scales[c]`), and its bias: `x · wᵀ + bias` as a
+/// candle op for few rows.
+pub struct WeightRows<W> {
+    w: Vec<W>,
+    scales: Option<Vec<f32>>,
+    bias: Vec<f32>,
+    inner: usize,
+}
 
-impl CustomOp2 for SkinnyMatmul {
+impl WeightRows<f32> {
+    /// `w`: `out × inner`, row-major; `bias`: `out` (an even count).
+    pub fn new(w: Vec<f32>, bias: Vec<f32>, inner: usize) -> Self {
+        assert!(w.len() == bias.len() * inner && bias.len().is_multiple_of(2));
+        WeightRows {
+            w,
+            scales: None,
+            bias,
+            inner,
+        }
+    }
+}
+
+impl WeightRows<i8> {
+    /// `w` rounded to 8 bits per row, `scales[c] = max_j |w[c][j]| / 127`.
+    pub fn quantize(w: &[f32], bias: Vec<f32>, inner: usize) -> Self {
+        assert!(w.len() == bias.len() * inner && bias.len().is_multiple_of(2));
+        let mut q = Vec::with_capacity(w.len());
+        let scales = w
+            .chunks_exact(inner)
+            .map(|row| {
+                let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+                q.extend(
+                    row.iter()
+                        .map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8),
+                );
+                scale
+            })
+            .collect();
+        WeightRows {
+            w: q,
+            scales: Some(scales),
+            bias,
+            inner,
+        }
+    }
+
+    /// The rounded weight back in f32, `out × inner`.
+    pub fn dequantize(&self) -> Vec<f32> {
+        let scales = self.scales.as_deref().unwrap_or_default();
+        self.w
+            .chunks_exact(self.inner)
+            .zip(scales)
+            .flat_map(|(row, s)| row.iter().map(move |&v| v as f32 * s))
+            .collect()
+    }
+}
+
+impl<W: WeightElement> WeightRows<W> {
+    /// Output count.
+    pub fn outputs(&self) -> usize {
+        self.bias.len()
+    }
+
+    /// Several layers on the same input as one, their outputs side by side (query,
+    /// key and value: one product instead of three).
+    pub fn stack(parts: Vec<Self>) -> Self {
+        let inner = parts[0].inner;
+        assert!(parts.iter().all(|p| p.inner == inner));
+        let scales = parts[0].scales.is_some().then(|| {
+            parts
+                .iter()
+                .flat_map(|p| p.scales.iter().flatten().copied())
+                .collect()
+        });
+        WeightRows {
+            w: parts.iter().flat_map(|p| p.w.iter().copied()).collect(),
+            scales,
+            bias: parts.iter().flat_map(|p| p.bias.iter().copied()).collect(),
+            inner,
+        }
+    }
+
+    /// `x · wᵀ + bias` for `x`: `m × inner` (row-major), `m` ≤ [`MAX_ROWS`].
+    pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+        let (k, n) = (self.inner, self.outputs());
+        assert!(fits(m, k) && x.len() == m * k);
+        let avx2 = has_avx2_fma();
+        let tasks: Vec<(usize, Vec<f32>)> = (0..n)
+            .step_by(COLUMNS_PER_TASK)
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(|start| {
+                let end = (start + COLUMNS_PER_TASK).min(n);
+                let mut part = vec![0.0f32; m * (end - start)];
+                columns(avx2, x, (m, k), self, start..end, &mut part);
+                (start, part)
+            })
+            .collect();
+        let mut y = vec![0.0f32; m * n];
+        for (start, part) in tasks {
+            let width = part.len() / m;
+            for (r, chunk) in part.chunks_exact(width).enumerate() {
+                y[r * n + start..r * n + start + width].copy_from_slice(chunk);
+            }
+        }
+        y
+    }
+}
+
+impl<W: WeightElement> CustomOp1 for WeightRows<W> {
     fn name(&self) -> &'static str {
         "stancemap-skinny-matmul"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = super::kernels::contiguous_f32(s1, l1, self.name())?;
-        let w = super::kernels::contiguous_f32(s2, l2, self.name())?;
-        let (m, k) = l1.shape().dims2()?;
-        let (n, k2) = l2.shape().dims2()?;
-        if k != k2 || !fits(m, k, n) {
-            candle_core::bail!("{}: shapes {m}×{k} · ({n}×{k2})ᵀ do not fit", self.name());
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = super::kernels::contiguous_f32(s, l, self.name())?;
+        let (m, k) = l.shape().dims2()?;
+        if k != self.inner || !fits(m, k) {
+            candle_core::bail!(
+                "{}: {m}×{k} input for {} inputs does not fit",
+                self.name(),
+                self.inner
+            );
         }
-        Ok((CpuStorage::F32(matmul(x, m, k, w, n)), Shape::from((m, n))))
+        let y = self.matmul(x, m);
+        Ok((CpuStorage::F32(y), Shape::from((m, self.outputs()))))
     }
 }
 
@@ -217,28 +345,94 @@ impl CustomOp2 for SkinnyMatmul {
 mod tests {
     use super::*;
 
+    fn plain_product(x: &[f32], m: usize, w: &[f32], bias: &[f32]) -> Vec<f64> {
+        let (n, k) = (bias.len(), x.len() / m);
+        (0..m * n)
+            .map(|i| {
+                let (r, c) = (i / n, i % n);
+                let dot: f64 = (0..k)
+                    .map(|j| x[r * k + j] as f64 * w[c * k + j] as f64)
+                    .sum();
+                dot + bias[c] as f64
+            })
+            .collect()
+    }
+
+    fn sample(len: usize, step: usize, modulus: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * step) % modulus) as f32 / (modulus / 2) as f32 - 1.0)
+            .collect()
+    }
+
     #[test]
     fn equals_the_plain_product_for_every_row_count() {
         let (k, n) = (40, 98);
-        let w: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 7919) % 103) as f32 / 51.0 - 1.0)
-            .collect();
+        let (w, bias) = (sample(k * n, 7919, 103), sample(n, 13, 29));
+        let rows = WeightRows::new(w.clone(), bias.clone(), k);
         for m in 1..=MAX_ROWS {
-            let x: Vec<f32> = (0..m * k)
-                .map(|i| ((i * 31) % 17) as f32 / 8.0 - 1.0)
+            let x = sample(m * k, 31, 17);
+            let want = plain_product(&x, m, &w, &bias);
+            let got = rows.matmul(&x, m);
+            assert!(
+                got.iter()
+                    .zip(&want)
+                    .all(|(a, b)| (*a as f64 - b).abs() < 1e-4),
+                "m={m}"
+            );
+        }
+    }
+
+    #[test]
+    fn eight_bit_rows_equal_the_product_with_the_rounded_weight() {
+        let (k, n) = (48, 10);
+        let (w, bias) = (sample(k * n, 7919, 211), sample(n, 13, 29));
+        let rows = WeightRows::quantize(&w, bias.clone(), k);
+        let rounded = rows.dequantize();
+        // Rounding moves a weight by at most half a step of its row.
+        let scales = rows.scales.as_deref().unwrap();
+        for ((row, back), step) in w.chunks(k).zip(rounded.chunks(k)).zip(scales) {
+            assert!(row
+                .iter()
+                .zip(back)
+                .all(|(a, b)| (a - b).abs() <= step / 2.0 + 1e-6));
+        }
+        for m in [1, 7, 13] {
+            let x = sample(m * k, 31, 17);
+            let want = plain_product(&x, m, &rounded, &bias);
+            let got = rows.matmul(&x, m);
+            assert!(
+                got.iter()
+                    .zip(&want)
+                    .all(|(a, b)| (*a as f64 - b).abs() < 1e-4),
+                "m={m}"
+            );
+        }
+    }
+
+    #[test]
+    fn stacked_layers_give_their_outputs_side_by_side() {
+        let k = 16;
+        let parts: Vec<(Vec<f32>, Vec<f32>)> = (0..3)
+            .map(|i| (sample(4 * k, 37 + i, 23), sample(4, 5 + i, 11)))
+            .collect();
+        let x = sample(3 * k, 31, 17);
+        let alone: Vec<Vec<f32>> = parts
+            .iter()
+            .map(|(w, b)| WeightRows::quantize(w, b.clone(), k).matmul(&x, 3))
+            .collect();
+        let stacked = WeightRows::stack(
+            parts
+                .iter()
+                .map(|(w, b)| WeightRows::quantize(w, b.clone(), k))
+                .collect(),
+        )
+        .matmul(&x, 3);
+        for r in 0..3 {
+            let joined: Vec<f32> = alone
+                .iter()
+                .flat_map(|y| y[r * 4..r * 4 + 4].to_vec())
                 .collect();
-            let y = matmul(&x, m, k, &w, n);
-            for r in 0..m {
-                for c in 0..n {
-                    let want: f64 = (0..k)
-                        .map(|j| x[r * k + j] as f64 * w[c * k + j] as f64)
-                        .sum();
-                    assert!(
-                        (y[r * n + c] as f64 - want).abs() < 1e-4,
-                        "m={m} r={r} c={c}"
-                    );
-                }
-            }
+            assert_eq!(stacked[r * 12..r * 12 + 12], joined[..]);
         }
     }
 }
