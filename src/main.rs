@@ -153,8 +153,9 @@ enum Command {
         /// Stop gathering requests into a batch at this many tokens.
         #[arg(long, default_value_t = 8192)]
         max_batch_tokens: usize,
-        /// Longest a request waits for others to share its batch, in milliseconds.
-        #[arg(long, default_value_t = 5)]
+        /// Longest a request waits for others to share its batch, in milliseconds;
+        /// 0: a batch is whatever queued while the encoder was busy.
+        #[arg(long, default_value_t = stancemap::serve::batcher::DEFAULT_MAX_WAIT_MS)]
         max_wait_ms: u64,
         /// Requests that may wait for the encoder; beyond it: 503 with Retry-After.
         #[arg(long, default_value_t = 256)]

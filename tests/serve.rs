@@ -284,8 +284,20 @@ fn bench_against_a_running_server_reports_every_engine() {
         assert!(r["agreement_min"].as_f64().unwrap() > 0.9999, "{r}");
         assert!(r["ratio_to_fastest_peer"].as_f64().unwrap() > 0.0);
     }
+    // The short query, sent alone to each engine.
+    let queries = report["queries"].as_array().unwrap();
+    let names: Vec<&str> = queries
+        .iter()
+        .map(|q| q["engine"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["stancemap", "self"]);
+    for q in queries {
+        assert!(q["p50_ms"].as_f64().unwrap() > 0.0, "{q}");
+        assert!(q["p99_ms"].as_f64().unwrap() >= q["p50_ms"].as_f64().unwrap());
+    }
     let svg = std::fs::read_to_string(&chart).unwrap();
     assert!(svg.starts_with("<svg") && svg.matches("<title>").count() == 4);
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(table.contains("| self | 3 |"), "{table}");
+    assert!(table.contains("short query alone"), "{table}");
 }

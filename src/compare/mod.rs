@@ -2,7 +2,8 @@
 //! OpenAI-compatible embedding endpoints and to stancemap in-process (its server's
 //! batcher, without HTTP), at several concurrencies. Per engine and concurrency:
 //! passages/s, tokens/s (counted with stancemap's tokenizer for every engine),
-//! request latency p50/p99, and agreement with stancemap's own vectors.
+//! request latency p50/p99, and agreement with stancemap's own vectors; and per
+//! engine, the latency of one short query sent alone.
 
 pub mod chart;
 
@@ -83,6 +84,20 @@ pub struct EngineRun {
     pub ratio_to_fastest_peer: Option<f64>,
 }
 
+/// One engine's latency for the short query ([`crate::bench::QUERY`]) sent alone.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueryLatency {
+    pub engine: String,
+    pub runs: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// p50 over the fastest peer's (`None` without peers; below 1 is faster).
+    pub ratio_to_fastest_peer: Option<f64>,
+}
+
+/// Timed single-query requests per engine.
+const QUERY_RUNS: usize = 100;
+
 /// The whole comparison.
 #[derive(Debug, Clone, Serialize)]
 pub struct CompareReport {
@@ -95,6 +110,7 @@ pub struct CompareReport {
     pub tokens: usize,
     pub batch_size: usize,
     pub runs: Vec<EngineRun>,
+    pub queries: Vec<QueryLatency>,
 }
 
 /// A way to embed one request's texts.
@@ -184,6 +200,7 @@ pub fn run(
     let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
     let ids = embedder.token_ids(&texts, Role::Passage)?;
     let tokens: usize = ids.iter().map(Vec::len).sum();
+    let query_ids = embedder.token_ids(&[crate::bench::QUERY], Role::Passage)?;
     let (model, precision) = (
         embedder.model_id().to_string(),
         embedder.options().precision.to_string(),
@@ -193,7 +210,7 @@ pub fn run(
         Arc::new(embedder),
         BatchOptions {
             max_batch_tokens: 8192,
-            max_wait: Duration::from_millis(5),
+            max_wait: Duration::from_millis(crate::serve::batcher::DEFAULT_MAX_WAIT_MS),
             queue: max_concurrency * 2,
         },
     ));
@@ -244,6 +261,32 @@ pub fn run(
             runs.push(run);
         }
     }
+    let query = [crate::bench::QUERY];
+    let mut queries = Vec::new();
+    for (name, engine) in &engines {
+        engine.embed(&query, &query_ids)?;
+        let mut latencies = Vec::with_capacity(QUERY_RUNS);
+        for _ in 0..QUERY_RUNS {
+            let sent = Instant::now();
+            engine.embed(&query, &query_ids)?;
+            latencies.push(sent.elapsed().as_secs_f64() * 1e3);
+        }
+        queries.push(QueryLatency {
+            engine: name.clone(),
+            runs: QUERY_RUNS,
+            p50_ms: percentile(&latencies, 0.50),
+            p99_ms: percentile(&latencies, 0.99),
+            ratio_to_fastest_peer: None,
+        });
+    }
+    let fastest_peer = queries
+        .iter()
+        .filter(|q| q.engine != "stancemap")
+        .map(|q| q.p50_ms)
+        .fold(f64::INFINITY, f64::min);
+    for q in &mut queries {
+        q.ratio_to_fastest_peer = fastest_peer.is_finite().then(|| q.p50_ms / fastest_peer);
+    }
     for &c in &opts.concurrency {
         let fastest_peer = runs
             .iter()
@@ -264,6 +307,7 @@ pub fn run(
         tokens,
         batch_size: opts.batch_size,
         runs,
+        queries,
     })
 }
 
@@ -376,6 +420,19 @@ pub fn format_table(report: &CompareReport) -> String {
     for r in &report.runs {
         out.push_str(&format_row(r));
         out.push('\n');
+    }
+    out.push_str(
+        "\n| engine | short query alone: p50 ms | p99 ms | vs fastest peer |\n|---|---|---|---|\n",
+    );
+    for q in &report.queries {
+        out.push_str(&format!(
+            "| {} | {:.1} | {:.1} | {} |\n",
+            q.engine,
+            q.p50_ms,
+            q.p99_ms,
+            q.ratio_to_fastest_peer
+                .map_or("–".to_string(), |x| format!("{x:.2}×"))
+        ));
     }
     out
 }

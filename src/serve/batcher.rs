@@ -10,12 +10,20 @@ use tokio::sync::oneshot;
 
 use crate::embed::Embedder;
 
+/// The default gathering wait: none. A request that finds the encoder idle runs at
+/// once; those that arrive while it is busy form the next batch. Measured with
+/// `bench --against` over HTTP (q8, 200 passages, 4 per request): a short query
+/// alone 5.1 ms against 10.9 ms with a 5 ms wait, and tokens/s at 16 clients 2,694
+/// against 2,655.
+pub const DEFAULT_MAX_WAIT_MS: u64 = 0;
+
 /// How requests are gathered into one forward pass.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchOptions {
     /// Stop gathering once this many tokens are waiting.
     pub max_batch_tokens: usize,
-    /// Longest a request waits for others to join it.
+    /// Longest a request waits for others to join it (0: it takes only those
+    /// already queued).
     pub max_wait: Duration,
     /// Requests that may wait in the queue; beyond it the server answers 503.
     pub queue: usize,
