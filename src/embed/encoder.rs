@@ -9,6 +9,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use super::bf16_gemm::{self, PackedBf16};
 use super::kernels::{GeluErf, ScaledSoftmax};
 use super::skinny::{self, WeightRows};
 use crate::model::e5s1::E5s1;
@@ -59,6 +60,8 @@ struct Linear {
 enum Weight {
     /// `Wᵀ`, `[in, out]`, contiguous: the layout the CPU matmul reads fastest.
     Dense(Tensor),
+    /// bf16 panels for the AVX-512 BF16 kernel, bias included.
+    PackedBf16(PackedBf16),
     Quantized(QMatMul),
 }
 
@@ -130,6 +133,13 @@ impl Linear {
                 rows = paired.then_some(Rows::Int8(int8));
                 Weight::Dense(rounded.t()?.contiguous()?)
             }
+            Precision::Bf16 if bf16_gemm::supported() => {
+                let w = vb
+                    .get((out_dim, in_dim), "weight")?
+                    .flatten_all()?
+                    .to_vec1()?;
+                Weight::PackedBf16(PackedBf16::pack(&w, bias.to_vec1()?, in_dim))
+            }
             Precision::Bf16 => Weight::Dense(
                 vb.get((out_dim, in_dim), "weight")?
                     .t()?
@@ -165,6 +175,7 @@ impl Linear {
             return Ok(y);
         }
         let y = match &self.weight {
+            Weight::PackedBf16(w) => return x.contiguous()?.apply_op1_no_bwd(w),
             Weight::Dense(w) if w.dtype() == DType::F32 => x.matmul(w)?,
             Weight::Dense(w) => x.to_dtype(w.dtype())?.matmul(w)?.to_dtype(DType::F32)?,
             Weight::Quantized(w) => w.forward(x)?,

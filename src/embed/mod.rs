@@ -2,6 +2,7 @@
 //! encoder, mean pooling, windows for text longer than the model takes, and L2
 //! normalisation.
 
+mod bf16_gemm;
 pub mod encoder;
 mod kernels;
 mod skinny;
