@@ -192,6 +192,8 @@ enum Command {
         json: PathBuf,
         /// Compare with OpenAI-compatible endpoints instead (NAME=URL, repeatable):
         /// the same requests to each and to stancemap in-process, per concurrency.
+        /// Ratios are to the fastest peer; a NAME starting with `stancemap` (our own
+        /// server) is not a peer.
         #[arg(long, value_name = "NAME=URL")]
         against: Vec<Peer>,
         /// Concurrent clients to try with --against, comma-separated.

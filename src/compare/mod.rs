@@ -281,7 +281,7 @@ pub fn run(
     }
     let fastest_peer = queries
         .iter()
-        .filter(|q| q.engine != "stancemap")
+        .filter(|q| is_peer(&q.engine))
         .map(|q| q.p50_ms)
         .fold(f64::INFINITY, f64::min);
     for q in &mut queries {
@@ -290,7 +290,7 @@ pub fn run(
     for &c in &opts.concurrency {
         let fastest_peer = runs
             .iter()
-            .filter(|r| r.concurrency == c && r.engine != "stancemap")
+            .filter(|r| r.concurrency == c && is_peer(&r.engine))
             .map(|r| r.tokens_per_s)
             .fold(0.0, f64::max);
         for r in runs.iter_mut().filter(|r| r.concurrency == c) {
@@ -309,6 +309,12 @@ pub fn run(
         runs,
         queries,
     })
+}
+
+/// Whether an engine is a peer: not stancemap in-process, nor an endpoint named
+/// `stancemap…` (stancemap's own server, timed over HTTP like the peers).
+fn is_peer(engine: &str) -> bool {
+    !engine.starts_with("stancemap")
 }
 
 type Timed = (f64, Vec<f64>, Vec<Vec<f32>>);
