@@ -111,33 +111,24 @@ fn group<'t>(c: &regex::Captures<'t>, i: usize) -> &'t str {
 
 /// Every amount of money `text` names, sorted, each once.
 pub fn amounts(text: &str) -> Vec<Money> {
+    // Each notation with its capture groups: currency, whole part, fraction, magnitude.
+    let notations: [(&Regex, [usize; 4]); 3] = [
+        (&*SYMBOL_FIRST, [1, 2, 3, 4]),
+        (&*WORD_AFTER, [4, 1, 2, 3]),
+        (&*CHINESE, [4, 1, 2, 3]),
+    ];
     let mut found = Vec::new();
-    for c in SYMBOL_FIRST.captures_iter(text) {
-        let power = magnitude(group(&c, 4));
-        found.extend(normalise(
-            currency(group(&c, 1)),
-            group(&c, 2),
-            group(&c, 3),
-            power,
-        ));
-    }
-    for c in WORD_AFTER.captures_iter(text) {
-        let power = magnitude(group(&c, 3));
-        found.extend(normalise(
-            currency(group(&c, 4)),
-            group(&c, 1),
-            group(&c, 2),
-            power,
-        ));
-    }
-    for c in CHINESE.captures_iter(text) {
-        let power = magnitude(group(&c, 3));
-        found.extend(normalise(
-            currency(group(&c, 4)),
-            group(&c, 1),
-            group(&c, 2),
-            power,
-        ));
+    for (pattern, [cur, whole, fraction, mag]) in notations {
+        for c in pattern.captures_iter(text) {
+            let currency = currency(group(&c, cur));
+            let power = magnitude(group(&c, mag));
+            found.extend(normalise(
+                currency,
+                group(&c, whole),
+                group(&c, fraction),
+                power,
+            ));
+        }
     }
     found.sort();
     found.dedup();

@@ -358,6 +358,14 @@ mod tests {
             .collect()
     }
 
+    fn assert_close(got: &[f32], want: &[f64], m: usize) {
+        let close = got
+            .iter()
+            .zip(want)
+            .all(|(a, b)| (*a as f64 - b).abs() < 1e-4);
+        assert!(close, "m={m}");
+    }
+
     fn sample(len: usize, step: usize, modulus: usize) -> Vec<f32> {
         (0..len)
             .map(|i| ((i * step) % modulus) as f32 / (modulus / 2) as f32 - 1.0)
@@ -372,13 +380,7 @@ mod tests {
         for m in 1..=MAX_ROWS {
             let x = sample(m * k, 31, 17);
             let want = plain_product(&x, m, &w, &bias);
-            let got = rows.matmul(&x, m);
-            assert!(
-                got.iter()
-                    .zip(&want)
-                    .all(|(a, b)| (*a as f64 - b).abs() < 1e-4),
-                "m={m}"
-            );
+            assert_close(&rows.matmul(&x, m), &want, m);
         }
     }
 
@@ -399,13 +401,7 @@ mod tests {
         for m in [1, 7, 13] {
             let x = sample(m * k, 31, 17);
             let want = plain_product(&x, m, &rounded, &bias);
-            let got = rows.matmul(&x, m);
-            assert!(
-                got.iter()
-                    .zip(&want)
-                    .all(|(a, b)| (*a as f64 - b).abs() < 1e-4),
-                "m={m}"
-            );
+            assert_close(&rows.matmul(&x, m), &want, m);
         }
     }
 
