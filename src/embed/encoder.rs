@@ -77,7 +77,11 @@ impl Rows {
     /// `x · Wᵀ + b` when `x` has few enough rows for this path.
     fn forward(&self, x: &Tensor) -> Result<Option<Tensor>> {
         let (tokens, inner) = x.dims2()?;
-        if !skinny::fits(tokens, inner) {
+        let outputs = match self {
+            Rows::F32(w) => w.outputs(),
+            Rows::Int8(w) => w.outputs(),
+        };
+        if !skinny::fits(tokens, inner, outputs) {
             return Ok(None);
         }
         let x = x.contiguous()?;
@@ -111,16 +115,12 @@ impl Linear {
     fn load(src: &WeightSource, prefix: &str, in_dim: usize, out_dim: usize) -> Result<Self> {
         let vb = src.vb.pp(prefix);
         let bias = vb.get(out_dim, "bias")?;
-        // The few-rows path takes output pairs.
-        let paired = out_dim.is_multiple_of(2);
         let mut rows = None;
         let weight = match src.precision {
             Precision::F32 => {
                 let w = vb.get((out_dim, in_dim), "weight")?;
-                if paired {
-                    let flat = w.flatten_all()?.to_vec1()?;
-                    rows = Some(Rows::F32(WeightRows::new(flat, bias.to_vec1()?, in_dim)));
-                }
+                let flat = w.flatten_all()?.to_vec1()?;
+                rows = Some(Rows::F32(WeightRows::new(flat, bias.to_vec1()?, in_dim)));
                 Weight::Dense(w.t()?.contiguous()?)
             }
             Precision::Q8 => {
@@ -130,7 +130,7 @@ impl Linear {
                     .to_vec1()?;
                 let int8 = WeightRows::quantize(&w, bias.to_vec1()?, in_dim);
                 let rounded = Tensor::from_vec(int8.dequantize(), (out_dim, in_dim), &Device::Cpu)?;
-                rows = paired.then_some(Rows::Int8(int8));
+                rows = Some(Rows::Int8(int8));
                 Weight::Dense(rounded.t()?.contiguous()?)
             }
             Precision::Bf16 if bf16_gemm::supported() => {

@@ -205,9 +205,10 @@ fn has_avx2_fma() -> bool {
     false
 }
 
-/// Whether a product of `rows` tokens and `inner` inputs takes this path.
-pub fn fits(rows: usize, inner: usize) -> bool {
-    (1..=MAX_ROWS).contains(&rows) && inner.is_multiple_of(LANES)
+/// Whether a product of `rows` tokens, `inner` inputs and `out` outputs takes this
+/// path (outputs go in pairs).
+pub fn fits(rows: usize, inner: usize, out: usize) -> bool {
+    (1..=MAX_ROWS).contains(&rows) && inner.is_multiple_of(LANES) && out.is_multiple_of(2)
 }
 
 /// A dense layer's weight as `[out, in]` rows (f32 as stored, or i8 with one scale
@@ -221,9 +222,9 @@ pub struct WeightRows<W> {
 }
 
 impl WeightRows<f32> {
-    /// `w`: `out × inner`, row-major; `bias`: `out` (an even count).
+    /// `w`: `out × inner`, row-major; `bias`: `out`.
     pub fn new(w: Vec<f32>, bias: Vec<f32>, inner: usize) -> Self {
-        assert!(w.len() == bias.len() * inner && bias.len().is_multiple_of(2));
+        assert_eq!(w.len(), bias.len() * inner);
         WeightRows {
             w,
             scales: None,
@@ -236,7 +237,7 @@ impl WeightRows<f32> {
 impl WeightRows<i8> {
     /// `w` rounded to 8 bits per row, `scales[c] = max_j |w[c][j]| / 127`.
     pub fn quantize(w: &[f32], bias: Vec<f32>, inner: usize) -> Self {
-        assert!(w.len() == bias.len() * inner && bias.len().is_multiple_of(2));
+        assert_eq!(w.len(), bias.len() * inner);
         let mut q = Vec::with_capacity(w.len());
         let scales = w
             .chunks_exact(inner)
@@ -297,7 +298,7 @@ impl<W: WeightElement> WeightRows<W> {
     /// `x · wᵀ + bias` for `x`: `m × inner` (row-major), `m` ≤ [`MAX_ROWS`].
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
         let (k, n) = (self.inner, self.outputs());
-        assert!(fits(m, k) && x.len() == m * k);
+        assert!(fits(m, k, n) && x.len() == m * k);
         let avx2 = has_avx2_fma();
         let tasks: Vec<(usize, Vec<f32>)> = (0..n)
             .step_by(COLUMNS_PER_TASK)
@@ -329,7 +330,7 @@ impl<W: WeightElement> CustomOp1 for WeightRows<W> {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = super::kernels::contiguous_f32(s, l, self.name())?;
         let (m, k) = l.shape().dims2()?;
-        if k != self.inner || !fits(m, k) {
+        if k != self.inner || !fits(m, k, self.outputs()) {
             candle_core::bail!(
                 "{}: {m}×{k} input for {} inputs does not fit",
                 self.name(),
@@ -377,6 +378,8 @@ mod tests {
         let (k, n) = (40, 98);
         let (w, bias) = (sample(k * n, 7919, 103), sample(n, 13, 29));
         let rows = WeightRows::new(w.clone(), bias.clone(), k);
+        // Odd outputs, too many rows or a ragged inner size go to the GEMM instead.
+        assert!(!fits(1, k, n - 1) && !fits(MAX_ROWS + 1, k, n) && !fits(1, k + 1, n));
         for m in 1..=MAX_ROWS {
             let x = sample(m * k, 31, 17);
             let want = plain_product(&x, m, &w, &bias);
