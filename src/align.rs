@@ -199,21 +199,6 @@ impl LanguageOffset {
     pub fn chinese_distance_scale(&self) -> f32 {
         self.chinese_distance_scale
     }
-
-    /// Moves each row by its text's language (Chinese by the offset, mixed by half
-    /// of it, English not at all) and re-normalises it.
-    pub fn apply(&self, emb: &mut Array2<f32>, texts: &[&str]) {
-        assert_eq!(emb.nrows(), texts.len(), "one text a row");
-        for (mut row, text) in emb.rows_mut().into_iter().zip(texts) {
-            let share = share(text);
-            if share == 0.0 {
-                continue;
-            }
-            row.scaled_add(share, &self.offset);
-            let norm = row.dot(&row).sqrt().max(1e-12);
-            row /= norm;
-        }
-    }
 }
 
 /// How claims are compared across languages and how clustering sees distances
@@ -260,7 +245,7 @@ impl CrossLingual {
             .into_iter()
             .map(|r| r.dot(&offset.offset))
             .collect();
-        let moved_norms = emb
+        let moved_norms: Vec<f32> = emb
             .rows()
             .into_iter()
             .zip(&shares)
@@ -271,8 +256,15 @@ impl CrossLingual {
                     .max(1e-12)
             })
             .collect();
+        // Each row plus its share of the offset (Chinese all of it, mixed half,
+        // English none), over its moved length.
         let mut moved = emb.clone();
-        offset.apply(&mut moved, texts);
+        for ((mut row, &s), &norm) in moved.rows_mut().into_iter().zip(&shares).zip(&moved_norms) {
+            if s != 0.0 {
+                row.scaled_add(s, &offset.offset);
+                row /= norm;
+            }
+        }
         Some(CrossLingual {
             moved,
             shares,
@@ -289,6 +281,14 @@ impl CrossLingual {
     /// The rows with Chinese ones moved next to English: one space for the map.
     pub fn moved(&self) -> &Array2<f32> {
         &self.moved
+    }
+
+    /// The rows that vectors of `emb` are compared as: the moved ones when `cross`
+    /// mixes languages, else `emb` itself.
+    pub fn space<'a>(cross: Option<&'a CrossLingual>, emb: &'a Array2<f32>) -> &'a Array2<f32> {
+        cross
+            .filter(|c| c.mixes_languages())
+            .map_or(emb, CrossLingual::moved)
     }
 
     /// The most a cross-language pair's score can gain over its moved cosine:
@@ -372,8 +372,9 @@ mod tests {
         let english = array![[1.0f32, 0.0], [0.8, 0.6]];
         let chinese = array![[0.0f32, 1.0], [0.6, 0.8]];
         let offset = LanguageOffset::fit(english.view(), chinese.view());
-        let mut emb = array![[0.0f32, 1.0], [1.0, 0.0]];
-        offset.apply(&mut emb, &["你好世界", "hello world"]);
+        let plain = array![[0.0f32, 1.0], [1.0, 0.0]];
+        let cross = CrossLingual::new(&offset, &plain, &["你好世界", "hello world"], 0.9).unwrap();
+        let emb = cross.moved();
         // (0,1) + (0.6,-0.6) = (0.6,0.4), normalised.
         let n = (0.36f32 + 0.16).sqrt();
         assert!((emb[[0, 0]] - 0.6 / n).abs() < 1e-6 && (emb[[0, 1]] - 0.4 / n).abs() < 1e-6);

@@ -104,10 +104,7 @@ impl Algorithm {
         emb: &Array2<f32>,
         cross: Option<&CrossLingual>,
     ) -> Result<Clustering, ClusterError> {
-        let vectors = cross
-            .filter(|c| c.mixes_languages())
-            .map_or(emb, CrossLingual::moved);
-        let data = DatasetBase::from(vectors.clone());
+        let data = DatasetBase::from(CrossLingual::space(cross, emb).clone());
         match self {
             Algorithm::Agglomerative(a) => a.fit_across_languages(emb, cross),
             Algorithm::Dbscan(d) => d.fit(&data),

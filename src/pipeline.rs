@@ -55,10 +55,7 @@ pub fn analyse(
     let claim_stances = stance.score(emb.view());
     let clustering = opts.algorithm.fit(emb, cross.as_ref())?;
     // One space for whatever compares members of a cluster, and for the map.
-    let space = cross
-        .as_ref()
-        .filter(|c| c.mixes_languages())
-        .map_or(emb, CrossLingual::moved);
+    let space = CrossLingual::space(cross.as_ref(), emb);
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); clustering.n_clusters];
     for (i, label) in clustering.labels.iter().enumerate() {
         if let Some(c) = label {

@@ -77,18 +77,16 @@ impl Rows {
     /// `x · Wᵀ + b` when `x` has few enough rows for this path.
     fn forward(&self, x: &Tensor) -> Result<Option<Tensor>> {
         let (tokens, inner) = x.dims2()?;
-        let outputs = match self {
-            Rows::F32(w) => w.outputs(),
-            Rows::Int8(w) => w.outputs(),
-        };
-        if !skinny::fits(tokens, inner, outputs) {
-            return Ok(None);
-        }
         let x = x.contiguous()?;
-        Ok(Some(match self {
-            Rows::F32(w) => x.apply_op1_no_bwd(w)?,
-            Rows::Int8(w) => x.apply_op1_no_bwd(w)?,
-        }))
+        Ok(match self {
+            Rows::F32(w) if skinny::fits(tokens, inner, w.outputs()) => {
+                Some(x.apply_op1_no_bwd(w)?)
+            }
+            Rows::Int8(w) if skinny::fits(tokens, inner, w.outputs()) => {
+                Some(x.apply_op1_no_bwd(w)?)
+            }
+            _ => None,
+        })
     }
 
     /// Layers on the same input as one (see [`WeightRows::stack`]); `None` unless
