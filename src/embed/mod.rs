@@ -2,9 +2,9 @@
 //! encoder, mean pooling, windows for text longer than the model takes, and L2
 //! normalisation.
 
-mod bf16_gemm;
 pub mod encoder;
 mod kernels;
+mod packed;
 mod skinny;
 
 use ndarray::Array2;

@@ -234,23 +234,30 @@ impl WeightRows<f32> {
     }
 }
 
+/// Rows of `w` (`inner` values each) rounded to 8 bits, and each row's scale:
+/// `w[c][j] ≈ q[c][j] · scales[c]`, `scales[c] = max_j |w[c][j]| / 127`.
+pub fn round_rows_to_i8(w: &[f32], inner: usize) -> (Vec<i8>, Vec<f32>) {
+    let mut q = Vec::with_capacity(w.len());
+    let scales = w
+        .chunks_exact(inner)
+        .map(|row| {
+            let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+            q.extend(
+                row.iter()
+                    .map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8),
+            );
+            scale
+        })
+        .collect();
+    (q, scales)
+}
+
 impl WeightRows<i8> {
-    /// `w` rounded to 8 bits per row, `scales[c] = max_j |w[c][j]| / 127`.
+    /// `w` rounded to 8 bits per row (see [`round_rows_to_i8`]).
     pub fn quantize(w: &[f32], bias: Vec<f32>, inner: usize) -> Self {
         assert_eq!(w.len(), bias.len() * inner);
-        let mut q = Vec::with_capacity(w.len());
-        let scales = w
-            .chunks_exact(inner)
-            .map(|row| {
-                let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
-                q.extend(
-                    row.iter()
-                        .map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8),
-                );
-                scale
-            })
-            .collect();
+        let (q, scales) = round_rows_to_i8(w, inner);
         WeightRows {
             w: q,
             scales: Some(scales),
