@@ -114,8 +114,9 @@ fn f32_matches_golden_embeddings() {
     check_precision(Precision::F32, 0.999);
 }
 
-/// Short texts embedded one at a time take the few-rows product
-/// (`src/embed/skinny.rs`) instead of the GEMM; they must match as well.
+/// Short texts embedded one at a time take the few-rows paths (`src/embed/skinny.rs`,
+/// and the packed kernels' split by panel) instead of the batch's; they must match
+/// as well.
 fn check_short_texts_alone(precision: Precision, min_cos: f64) {
     let embedder = embedder(precision);
     let golden: Vec<GoldenEmbedding> = read_jsonl("embeddings.jsonl");
@@ -183,4 +184,57 @@ fn long_text_is_windowed_not_truncated() {
         cos < 0.999,
         "long text embedded like its head alone (cos {cos})"
     );
+}
+
+/// The CPU kernels this machine does not pick: with `STANCEMAP_PORTABLE` set, bf16
+/// and q8 run what CPUs without AVX-512 BF16 or VNNI run (candle's matmul, the f32
+/// few-rows path), here checked on any CPU, through the `embed` command.
+#[test]
+fn portable_kernels_match_golden_embeddings() {
+    let golden: Vec<GoldenEmbedding> = read_jsonl("embeddings.jsonl");
+    let passages: Vec<&GoldenEmbedding> =
+        golden.iter().filter(|g| g.prefix == "passage: ").collect();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("passages.jsonl");
+    let lines: Vec<String> = passages
+        .iter()
+        .enumerate()
+        .map(|(i, g)| serde_json::json!({"id": i, "text": g.text}).to_string())
+        .collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    for (precision, min_cos) in [("f32", 0.999), ("bf16", 0.99), ("q8", 0.99)] {
+        let output = dir.path().join(format!("{precision}.jsonl"));
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_stancemap"))
+            .args(["embed", "--precision", precision, "-o"])
+            .args([&output, &input])
+            .env("STANCEMAP_PORTABLE", "1")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let rows: Vec<serde_json::Value> = std::fs::read_to_string(&output)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), passages.len());
+        for (row, g) in rows.iter().zip(&passages) {
+            let cos: f64 = row["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(&g.embedding)
+                .map(|(a, &b)| a.as_f64().unwrap() * b)
+                .sum();
+            assert!(
+                cos >= min_cos,
+                "portable {precision}: cosine {cos} for {:?}",
+                g.text
+            );
+        }
+    }
 }

@@ -46,8 +46,12 @@ pub enum Format {
 }
 
 impl Format {
-    /// Whether this CPU has the instructions for this format.
+    /// Whether this CPU has the instructions for this format, and they are not
+    /// turned off with `STANCEMAP_PORTABLE=1` (to run and test what other CPUs run).
     pub fn supported(self) -> bool {
+        if std::env::var("STANCEMAP_PORTABLE").is_ok_and(|v| !v.is_empty() && v != "0") {
+            return false;
+        }
         #[cfg(target_arch = "x86_64")]
         return std::is_x86_feature_detected!("avx512f")
             && match self {
