@@ -194,14 +194,13 @@ impl Linear {
                 return x.contiguous()?.apply_op1_no_bwd(w)
             }
             (None, Weight::Packed(w)) => x.contiguous()?.apply_op1_no_bwd(w)?,
-            (None, Weight::Dense(w)) if w.dtype() == DType::F32 => {
-                x.matmul(w)?.broadcast_add(&self.bias)?
+            (None, Weight::Dense(w)) => {
+                let y = match w.dtype() {
+                    DType::F32 => x.matmul(w)?,
+                    dtype => x.to_dtype(dtype)?.matmul(w)?.to_dtype(DType::F32)?,
+                };
+                y.broadcast_add(&self.bias)?
             }
-            (None, Weight::Dense(w)) => x
-                .to_dtype(w.dtype())?
-                .matmul(w)?
-                .to_dtype(DType::F32)?
-                .broadcast_add(&self.bias)?,
             (None, Weight::Quantized(w)) => w.forward(x)?.broadcast_add(&self.bias)?,
         };
         match self.activation {
