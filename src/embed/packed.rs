@@ -103,8 +103,13 @@ struct Activations {
 }
 
 impl PackedWeight {
-    /// Packs `w` (`outputs × inner`, row-major f32) and its bias in `format`.
+    /// Packs `w` (`outputs × inner`, row-major f32) and its bias in `format`, which
+    /// must be [`supported`](Format::supported): the kernels rely on it.
     pub fn pack(format: Format, w: &[f32], bias: &[f32], inner: usize) -> Self {
+        assert!(
+            format.supported(),
+            "{format:?} kernels on a CPU without them"
+        );
         let outputs = bias.len();
         assert_eq!(w.len(), outputs * inner);
         let per_lane = format.per_lane();
