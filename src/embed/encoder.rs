@@ -99,39 +99,28 @@ impl Rows {
             _ => None,
         })
     }
-
-    /// Layers on the same input as one (see [`WeightRows::stack`]); `None` unless
-    /// all have rows of one kind.
-    fn stack(parts: Vec<Option<Rows>>) -> Option<Rows> {
-        let parts: Option<Vec<Rows>> = parts.into_iter().collect();
-        let mut f32s = Vec::new();
-        let mut int8s = Vec::new();
-        for part in parts? {
-            match part {
-                Rows::F32(w) => f32s.push(w),
-                Rows::Int8(w) => int8s.push(w),
-            }
-        }
-        match (f32s.is_empty(), int8s.is_empty()) {
-            (false, true) => Some(Rows::F32(WeightRows::stack(f32s))),
-            (true, false) => Some(Rows::Int8(WeightRows::stack(int8s))),
-            _ => None,
-        }
-    }
 }
 
 impl Linear {
+    /// The layers under `prefixes`, each `in_dim` → `out_dim`, as one layer with
+    /// their outputs side by side (query, key and value: one product, one pass over
+    /// the input, instead of three).
     fn load(
         src: &WeightSource,
-        prefix: &str,
+        prefixes: &[String],
         (in_dim, out_dim): (usize, usize),
         activation: Activation,
     ) -> Result<Self> {
-        let vb = src.vb.pp(prefix);
-        let bias = vb.get(out_dim, "bias")?;
+        let parts: Vec<VarBuilder> = prefixes.iter().map(|p| src.vb.pp(p)).collect();
+        let stack = |get: &dyn Fn(&VarBuilder) -> Result<Tensor>| -> Result<Tensor> {
+            Tensor::cat(&parts.iter().map(get).collect::<Result<Vec<_>>>()?, 0)
+        };
+        let bias = stack(&|vb| vb.get(out_dim, "bias"))?;
+        // `[outputs, in_dim]`, all parts.
+        let weight = || stack(&|vb| vb.get((out_dim, in_dim), "weight"));
         let packed = |format: Format| -> Result<Weight> {
-            let w = vb.get((out_dim, in_dim), "weight")?.flatten_all()?;
-            let w = PackedWeight::pack(format, &w.to_vec1()?, &bias.to_vec1()?, in_dim);
+            let w = weight()?.flatten_all()?.to_vec1()?;
+            let w = PackedWeight::pack(format, &w, &bias.to_vec1()?, in_dim);
             Ok(Weight::Packed(match activation {
                 Activation::Gelu => w.with_gelu(),
                 _ => w,
@@ -140,40 +129,29 @@ impl Linear {
         let mut rows = None;
         let weight = match src.precision {
             Precision::F32 => {
-                let w = vb.get((out_dim, in_dim), "weight")?;
+                let w = weight()?;
                 let flat = w.flatten_all()?.to_vec1()?;
                 rows = Some(Rows::F32(WeightRows::new(flat, bias.to_vec1()?, in_dim)));
                 Weight::Dense(w.t()?.contiguous()?)
             }
             Precision::Q8 if Format::Int8.supported() => packed(Format::Int8)?,
             Precision::Q8 => {
-                let w = vb
-                    .get((out_dim, in_dim), "weight")?
-                    .flatten_all()?
-                    .to_vec1()?;
+                let w = weight()?.flatten_all()?.to_vec1()?;
                 let int8 = WeightRows::quantize(&w, bias.to_vec1()?, in_dim);
-                let rounded = Tensor::from_vec(int8.dequantize(), (out_dim, in_dim), &Device::Cpu)?;
+                let rounded =
+                    Tensor::from_vec(int8.dequantize(), (int8.outputs(), in_dim), &Device::Cpu)?;
                 rows = Some(Rows::Int8(int8));
                 Weight::Dense(rounded.t()?.contiguous()?)
             }
             Precision::Bf16 if Format::Bf16.supported() => packed(Format::Bf16)?,
-            Precision::Bf16 => Weight::Dense(
-                vb.get((out_dim, in_dim), "weight")?
-                    .t()?
-                    .contiguous()?
-                    .to_dtype(DType::BF16)?,
-            ),
+            Precision::Bf16 => Weight::Dense(weight()?.t()?.contiguous()?.to_dtype(DType::BF16)?),
             Precision::Q4 => {
-                let blocks = match src
-                    .q4_blocks
-                    .and_then(|m| e5s1_name(prefix).map(|n| (m, n)))
-                {
-                    Some((model, name)) => model
-                        .q4_tensor(&name, &[out_dim, in_dim])
+                let names: Option<Vec<String>> = prefixes.iter().map(|p| e5s1_name(p)).collect();
+                let blocks = match src.q4_blocks.zip(names) {
+                    Some((model, names)) => model
+                        .q4_tensor(&names, &[out_dim, in_dim])
                         .map_err(candle_core::Error::wrap)?,
-                    None => {
-                        QTensor::quantize(&vb.get((out_dim, in_dim), "weight")?, GgmlDType::Q4_0)?
-                    }
+                    None => QTensor::quantize(&weight()?, GgmlDType::Q4_0)?,
                 };
                 Weight::Quantized(QMatMul::from_arc(Arc::new(blocks))?)
             }
@@ -290,11 +268,8 @@ impl Embeddings {
 }
 
 struct SelfAttention {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    /// Query, key and value rows stacked: one product for a short input.
-    query_key_value: Option<Rows>,
+    /// Query, key and value as one layer, their outputs side by side.
+    query_key_value: Linear,
     output: Linear,
     norm: LayerNorm,
     heads: usize,
@@ -303,26 +278,12 @@ struct SelfAttention {
 impl SelfAttention {
     fn load(src: &WeightSource, prefix: &str, cfg: &EncoderConfig) -> Result<Self> {
         let h = cfg.hidden_size;
-        let load = |name: &str| {
-            Linear::load(
-                src,
-                &format!("{prefix}.self.{name}"),
-                (h, h),
-                Activation::Identity,
-            )
-        };
-        let (mut query, mut key, mut value) = (load("query")?, load("key")?, load("value")?);
-        // Short inputs take the stacked rows; the layers keep their batch weights.
-        let query_key_value =
-            Rows::stack(vec![query.rows.take(), key.rows.take(), value.rows.take()]);
+        let parts = ["query", "key", "value"].map(|n| format!("{prefix}.self.{n}"));
         Ok(Self {
-            query,
-            key,
-            value,
-            query_key_value,
+            query_key_value: Linear::load(src, &parts, (h, h), Activation::Identity)?,
             output: Linear::load(
                 src,
-                &format!("{prefix}.output.dense"),
+                &[format!("{prefix}.output.dense")],
                 (h, h),
                 Activation::Identity,
             )?,
@@ -337,34 +298,25 @@ impl SelfAttention {
 
     fn forward(&self, x: &Tensor, packed: &Packed) -> Result<Tensor> {
         let hidden = x.dim(1)?;
-        let stacked = self.query_key_value.as_ref().map(|r| r.forward(x));
-        let (q, k, v) = match stacked.transpose()?.flatten() {
-            Some(qkv) => (
-                qkv.narrow(1, 0, hidden)?,
-                qkv.narrow(1, hidden, hidden)?,
-                qkv.narrow(1, 2 * hidden, hidden)?,
-            ),
-            None => (
-                self.query.forward(x)?,
-                self.key.forward(x)?,
-                self.value.forward(x)?,
-            ),
-        };
+        let qkv = self.query_key_value.forward(x)?;
         let head_dim = hidden / self.heads;
         let scale = 1.0 / (head_dim as f32).sqrt();
-        let split = |t: &Tensor, start: usize, len: usize| -> Result<Tensor> {
-            // [len, hidden] -> [heads, len, head_dim]
-            t.narrow(0, start, len)?
-                .reshape((len, self.heads, head_dim))?
+        // A sequence's rows of part 0, 1 or 2 (query, key, value) as `[heads, len,
+        // head_dim]`: one copy, from the contiguous `[len, 3 · hidden]` rows.
+        let split = |part: usize, start: usize, len: usize| -> Result<Tensor> {
+            qkv.narrow(0, start, len)?
+                .reshape((len, 3, self.heads, head_dim))?
+                .narrow(1, part, 1)?
+                .squeeze(1)?
                 .transpose(0, 1)?
                 .contiguous()
         };
         let mut contexts = Vec::with_capacity(packed.spans.len());
         for &(start, len) in &packed.spans {
             let (qs, ks, vs) = (
-                split(&q, start, len)?,
-                split(&k, start, len)?,
-                split(&v, start, len)?,
+                split(0, start, len)?,
+                split(1, start, len)?,
+                split(2, start, len)?,
             );
             let probs = qs
                 .matmul(&ks.t()?)?
@@ -395,13 +347,13 @@ impl FeedForward {
         Ok(Self {
             up: Linear::load(
                 src,
-                &format!("{prefix}.intermediate.dense"),
+                &[format!("{prefix}.intermediate.dense")],
                 (h, ff),
                 activation,
             )?,
             down: Linear::load(
                 src,
-                &format!("{prefix}.output.dense"),
+                &[format!("{prefix}.output.dense")],
                 (ff, h),
                 Activation::Identity,
             )?,
@@ -521,5 +473,66 @@ impl Encoder {
             out.iter_mut().for_each(|o| *o /= len as f32);
         }
         Ok(pooled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn sample(len: usize, step: usize, modulus: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * step) % modulus) as f32 / (modulus / 2) as f32 - 1.0)
+            .collect()
+    }
+
+    #[test]
+    fn stacked_layers_give_their_outputs_side_by_side() {
+        let (k, n) = (32, 16);
+        let names = ["a", "b", "c"].map(String::from);
+        let mut tensors = HashMap::new();
+        for (i, name) in names.iter().enumerate() {
+            let (w, b) = (sample(n * k, 37 + i, 23), sample(n, 5 + i, 11));
+            let cpu = &Device::Cpu;
+            tensors.insert(
+                format!("{name}.weight"),
+                Tensor::from_vec(w, (n, k), cpu).unwrap(),
+            );
+            tensors.insert(format!("{name}.bias"), Tensor::from_vec(b, n, cpu).unwrap());
+        }
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+        for precision in [
+            Precision::F32,
+            Precision::Bf16,
+            Precision::Q8,
+            Precision::Q4,
+        ] {
+            let src = WeightSource {
+                vb: vb.clone(),
+                precision,
+                q4_blocks: None,
+            };
+            let load =
+                |parts: &[String]| Linear::load(&src, parts, (k, n), Activation::Identity).unwrap();
+            let stacked = load(&names);
+            // Few rows (their own path) and a batch.
+            for m in [3, 40] {
+                let x = Tensor::from_vec(sample(m * k, 31, 17), (m, k), &Device::Cpu).unwrap();
+                let got = stacked.forward(&x).unwrap().to_vec2::<f32>().unwrap();
+                let alone: Vec<Vec<Vec<f32>>> = names
+                    .iter()
+                    .map(|name| {
+                        let y = load(std::slice::from_ref(name)).forward(&x).unwrap();
+                        y.to_vec2::<f32>().unwrap()
+                    })
+                    .collect();
+                for (r, row) in got.iter().enumerate() {
+                    let joined: Vec<f32> = alone.iter().flat_map(|y| y[r].clone()).collect();
+                    assert_eq!(row, &joined, "{precision}, {m} rows, row {r}");
+                }
+            }
+        }
     }
 }

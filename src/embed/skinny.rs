@@ -283,25 +283,6 @@ impl<W: WeightElement> WeightRows<W> {
         self.bias.len()
     }
 
-    /// Several layers on the same input as one, their outputs side by side (query,
-    /// key and value: one product instead of three).
-    pub fn stack(parts: Vec<Self>) -> Self {
-        let inner = parts[0].inner;
-        assert!(parts.iter().all(|p| p.inner == inner));
-        let scales = parts[0].scales.is_some().then(|| {
-            parts
-                .iter()
-                .flat_map(|p| p.scales.iter().flatten().copied())
-                .collect()
-        });
-        WeightRows {
-            w: parts.iter().flat_map(|p| p.w.iter().copied()).collect(),
-            scales,
-            bias: parts.iter().flat_map(|p| p.bias.iter().copied()).collect(),
-            inner,
-        }
-    }
-
     /// `x · wᵀ + bias` for `x`: `m × inner` (row-major), `m` ≤ [`MAX_ROWS`].
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
         let (k, n) = (self.inner, self.outputs());
@@ -412,33 +393,6 @@ mod tests {
             let x = sample(m * k, 31, 17);
             let want = plain_product(&x, m, &rounded, &bias);
             assert_close(&rows.matmul(&x, m), &want, m);
-        }
-    }
-
-    #[test]
-    fn stacked_layers_give_their_outputs_side_by_side() {
-        let k = 16;
-        let parts: Vec<(Vec<f32>, Vec<f32>)> = (0..3)
-            .map(|i| (sample(4 * k, 37 + i, 23), sample(4, 5 + i, 11)))
-            .collect();
-        let x = sample(3 * k, 31, 17);
-        let alone: Vec<Vec<f32>> = parts
-            .iter()
-            .map(|(w, b)| WeightRows::quantize(w, b.clone(), k).matmul(&x, 3))
-            .collect();
-        let stacked = WeightRows::stack(
-            parts
-                .iter()
-                .map(|(w, b)| WeightRows::quantize(w, b.clone(), k))
-                .collect(),
-        )
-        .matmul(&x, 3);
-        for r in 0..3 {
-            let joined: Vec<f32> = alone
-                .iter()
-                .flat_map(|y| y[r * 4..r * 4 + 4].to_vec())
-                .collect();
-            assert_eq!(stacked[r * 12..r * 12 + 12], joined[..]);
         }
     }
 }

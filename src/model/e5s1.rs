@@ -194,16 +194,21 @@ impl E5s1 {
         Ok(out)
     }
 
-    /// The tensor stored under `e5_name` as Q4_0 blocks, as they are, with `shape`
-    /// `[out, in]`. Errors if that tensor is stored as f32.
-    pub fn q4_tensor(&self, e5_name: &str, shape: &[usize]) -> Result<QTensor, ModelError> {
-        let entry = self.entry(e5_name, shape)?;
-        if entry.storage != Storage::Q4_0 {
-            return Err(invalid(format!("tensor {e5_name} is not stored as Q4_0")));
+    /// The tensors stored under `e5_names` as Q4_0 blocks, as they are, each of
+    /// `shape` `[out, in]`, stacked along `out` (blocks never span rows, so their
+    /// bytes simply follow each other). Errors if one is stored as f32.
+    pub fn q4_tensor(&self, e5_names: &[String], shape: &[usize]) -> Result<QTensor, ModelError> {
+        let mut raw = Vec::new();
+        for name in e5_names {
+            let entry = self.entry(name, shape)?;
+            if entry.storage != Storage::Q4_0 {
+                return Err(invalid(format!("tensor {name} is not stored as Q4_0")));
+            }
+            raw.extend_from_slice(&self.data[entry.offset..entry.offset + entry.bytes]);
         }
-        let raw = &self.data[entry.offset..entry.offset + entry.bytes];
-        qtensor_from_ggml(GgmlDType::Q4_0, raw, shape.to_vec(), &Device::Cpu)
-            .map_err(|e| invalid(format!("tensor {e5_name}: {e}")))
+        let stacked = [shape[0] * e5_names.len(), shape[1]];
+        qtensor_from_ggml(GgmlDType::Q4_0, &raw, stacked.to_vec(), &Device::Cpu)
+            .map_err(|e| invalid(format!("tensors {}: {e}", e5_names.join(", "))))
     }
 
     /// The tensor stored under `e5_name` as f32 (dequantised if stored as Q4_0).
