@@ -478,15 +478,10 @@ impl Encoder {
 
 #[cfg(test)]
 mod tests {
+    use crate::embed::sample;
     use std::collections::HashMap;
 
     use super::*;
-
-    fn sample(len: usize, step: usize, modulus: usize) -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i * step) % modulus) as f32 / (modulus / 2) as f32 - 1.0)
-            .collect()
-    }
 
     #[test]
     fn stacked_layers_give_their_outputs_side_by_side() {

@@ -206,3 +206,11 @@ impl Embedder {
         out
     }
 }
+
+/// Deterministic values in [-1, 1) for the kernels' tests.
+#[cfg(test)]
+fn sample(len: usize, step: usize, modulus: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((i * step) % modulus) as f32 / (modulus / 2) as f32 - 1.0)
+        .collect()
+}

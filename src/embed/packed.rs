@@ -559,12 +559,7 @@ impl CustomOp1 for PackedWeight {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample(len: usize, step: usize, modulus: usize) -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i * step) % modulus) as f32 / (modulus / 2) as f32 - 1.0)
-            .collect()
-    }
+    use crate::embed::sample;
 
     /// Odd inner sizes, outputs not a multiple of the panel, rows not of the tile,
     /// and row counts on both sides of the few-rows split.

@@ -333,6 +333,7 @@ impl<W: WeightElement> CustomOp1 for WeightRows<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::embed::sample;
 
     fn plain_product(x: &[f32], m: usize, w: &[f32], bias: &[f32]) -> Vec<f64> {
         let (n, k) = (bias.len(), x.len() / m);
@@ -353,12 +354,6 @@ mod tests {
             .zip(want)
             .all(|(a, b)| (*a as f64 - b).abs() < 1e-4);
         assert!(close, "m={m}");
-    }
-
-    fn sample(len: usize, step: usize, modulus: usize) -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i * step) % modulus) as f32 / (modulus / 2) as f32 - 1.0)
-            .collect()
     }
 
     #[test]
