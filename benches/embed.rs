@@ -4,13 +4,21 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use stancemap::cpu::CpuInfo;
-use stancemap::embed::{EmbedOptions, Embedder, Precision, Role};
 use stancemap::input::read_passages;
-use stancemap::model;
+use stancemap::{model, Engine, Precision, Role, Silent};
+
+/// The default model at `precision`.
+fn engine(dir: &std::path::Path, precision: Precision) -> Engine {
+    Engine::builder()
+        .model_dir(dir)
+        .precision(precision)
+        .build()
+        .expect("load")
+}
 
 fn embedding(c: &mut Criterion) {
     eprintln!("CPU: {}", CpuInfo::detect());
-    let files = model::resolve(None).expect("default model");
+    let dir = model::resolve(None, &Silent).expect("default model").dir;
     let workload = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/workload.jsonl");
     let passages = read_passages(&workload).expect("workload");
     let texts: Vec<&str> = passages.iter().take(64).map(|p| p.text.as_str()).collect();
@@ -22,11 +30,7 @@ fn embedding(c: &mut Criterion) {
         Precision::Q4,
         Precision::Q8,
     ] {
-        let options = EmbedOptions {
-            precision,
-            ..EmbedOptions::default()
-        };
-        let embedder = Embedder::load(files.clone(), options).expect("load");
+        let embedder = engine(&dir, precision);
         let tokens: usize = embedder
             .token_ids(&texts, Role::Passage)
             .expect("tokenize")
@@ -35,24 +39,16 @@ fn embedding(c: &mut Criterion) {
             .sum();
         group.throughput(Throughput::Elements(tokens as u64));
         group.bench_function(precision.to_string(), |b| {
-            b.iter(|| {
-                embedder
-                    .embed(&texts, Role::Passage, &mut |_, _| {})
-                    .expect("embed")
-            })
+            b.iter(|| embedder.embed(&texts, Role::Passage).expect("embed"))
         });
     }
     group.finish();
     for precision in [Precision::F32, Precision::Q8] {
-        let options = EmbedOptions {
-            precision,
-            ..EmbedOptions::default()
-        };
-        let embedder = Embedder::load(files.clone(), options).expect("load");
+        let embedder = engine(&dir, precision);
         c.bench_function(&format!("query_latency_{precision}"), |b| {
             b.iter(|| {
                 embedder
-                    .embed(&[stancemap::bench::QUERY], Role::Query, &mut |_, _| {})
+                    .embed(&[stancemap::bench::QUERY], Role::Query)
                     .expect("embed")
             })
         });

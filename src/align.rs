@@ -146,8 +146,8 @@ fn mean_pair_cosine(m: ArrayView2<f32>) -> f32 {
 
 /// The share of the offset a text's row gets: 1 for Chinese, ½ for mixed, 0 for
 /// English.
-fn share(text: &str) -> f32 {
-    match Lang::detect(text) {
+fn share(lang: Lang) -> f32 {
+    match lang {
         Lang::Zh => 1.0,
         Lang::Mixed => 0.5,
         Lang::En => 0.0,
@@ -227,15 +227,16 @@ pub struct CrossLingual {
 }
 
 impl CrossLingual {
-    /// For `emb` (rows of `texts`) at duplicate threshold `threshold`; `None` when
-    /// every text is English (nothing to move or rescale).
+    /// For `emb` (rows of `texts`, in languages `langs`) at duplicate threshold
+    /// `threshold`; `None` when every text is English (nothing to move or rescale).
     pub fn new(
         offset: &LanguageOffset,
         emb: &Array2<f32>,
         texts: &[&str],
+        langs: &[Lang],
         threshold: f32,
     ) -> Option<Self> {
-        let shares: Vec<f32> = texts.iter().map(|t| share(t)).collect();
+        let shares: Vec<f32> = langs.iter().map(|&l| share(l)).collect();
         if shares.iter().all(|&s| s == 0.0) {
             return None;
         }
@@ -367,13 +368,24 @@ mod tests {
         assert!(e.to_string().contains("1 pairs; at least 20"), "{e}");
     }
 
+    fn detect(texts: &[&str]) -> Vec<Lang> {
+        texts.iter().map(|t| Lang::detect(t)).collect()
+    }
+
     #[test]
     fn chinese_rows_move_english_rows_stay() {
         let english = array![[1.0f32, 0.0], [0.8, 0.6]];
         let chinese = array![[0.0f32, 1.0], [0.6, 0.8]];
         let offset = LanguageOffset::fit(english.view(), chinese.view());
         let plain = array![[0.0f32, 1.0], [1.0, 0.0]];
-        let cross = CrossLingual::new(&offset, &plain, &["你好世界", "hello world"], 0.9).unwrap();
+        let cross = CrossLingual::new(
+            &offset,
+            &plain,
+            &["你好世界", "hello world"],
+            &[Lang::Zh, Lang::En],
+            0.9,
+        )
+        .unwrap();
         let emb = cross.moved();
         // (0,1) + (0.6,-0.6) = (0.6,0.4), normalised.
         let n = (0.36f32 + 0.16).sqrt();
@@ -392,9 +404,12 @@ mod tests {
         let offset = LanguageOffset::fit(english.view(), chinese.view());
         let emb = array![[0.0f32, 1.0], [1.0, 0.0], [0.0, 1.0]];
         let texts = ["你好世界", "hello world", "再见世界"];
-        let cross = CrossLingual::new(&offset, &emb, &texts, 0.9).unwrap();
+        let cross = CrossLingual::new(&offset, &emb, &texts, &detect(&texts), 0.9).unwrap();
         assert!(cross.mixes_languages());
-        assert!(CrossLingual::new(&offset, &emb, &["one", "two", "three"], 0.9).is_none());
+        assert!(
+            CrossLingual::new(&offset, &emb, &["one", "two", "three"], &[Lang::En; 3], 0.9)
+                .is_none()
+        );
         let margin = 0.9 - offset.translation_floor();
         assert!((cross.largest_lift() - margin - SHARED_AMOUNT_BONUS).abs() < 1e-6);
         let cosine = |a: usize, b: usize| emb.row(a).dot(&emb.row(b));
@@ -422,7 +437,7 @@ mod tests {
             "a memorandum worth $500 million",
         ];
         let score = |offset: &LanguageOffset, a: usize, b: usize| {
-            let cross = CrossLingual::new(offset, &emb, &texts, 0.9).unwrap();
+            let cross = CrossLingual::new(offset, &emb, &texts, &detect(&texts), 0.9).unwrap();
             cross.similarity(a, b, emb.row(a).dot(&emb.row(b)))
         };
         let plain = offset.clone().with_amount_bonus(0.0);
@@ -443,7 +458,8 @@ mod tests {
         let offset = LanguageOffset::fit(english.view(), chinese.view());
         assert!((offset.chinese_distance_scale() - 2.0).abs() < 1e-5);
         let emb = array![[1.0f32, 0.0], [0.5, h]];
-        let cross = CrossLingual::new(&offset, &emb, &["你好", "再见"], 0.9).unwrap();
+        let cross =
+            CrossLingual::new(&offset, &emb, &["你好", "再见"], &[Lang::Zh; 2], 0.9).unwrap();
         assert!(!cross.mixes_languages());
         assert!((cross.distance(0, 1, 0.9) - 0.2).abs() < 1e-6);
     }

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 use ndarray::Array2;
@@ -12,6 +11,7 @@ use serde::Serialize;
 
 use crate::cpu::CpuInfo;
 use crate::embed::{EmbedOptions, Embedder, Precision, Role};
+use crate::error::{Error, Result};
 use crate::input::read_passages;
 use crate::model::ModelFiles;
 
@@ -174,7 +174,7 @@ pub fn agreement(a: &Array2<f32>, b: &Array2<f32>) -> (f64, f64) {
     (mean, cos.iter().copied().fold(f64::INFINITY, f64::min))
 }
 
-fn median_ms<E: Into<anyhow::Error>>(
+fn median_ms<E: Into<Error>>(
     runs: usize,
     mut f: impl FnMut() -> std::result::Result<(), E>,
 ) -> Result<f64> {
@@ -199,9 +199,13 @@ fn stock_candle(
     reference: Option<&Array2<f32>>,
 ) -> Result<BenchRow> {
     let start = Instant::now();
-    let config_text = std::fs::read_to_string(files.dir.join("config.json"))?;
-    let config: BertConfig = serde_json::from_str(&config_text)
-        .context("config.json is not a candle-transformers bert::Config")?;
+    let config_path = files.dir.join("config.json");
+    let config_text = std::fs::read_to_string(&config_path)
+        .map_err(|e| Error::io(&config_path, "cannot read", e))?;
+    let config: BertConfig = serde_json::from_str(&config_text).map_err(|e| Error::Data {
+        path: config_path.clone(),
+        why: format!("not a candle-transformers bert::Config: {e}"),
+    })?;
     let vb = unsafe {
         candle_nn::VarBuilder::from_mmaped_safetensors(&[&files.weights], DType::F32, &Device::Cpu)?
     };
@@ -211,10 +215,13 @@ fn stock_candle(
     let load_s = start.elapsed().as_secs_f64();
     let ids = embedder.token_ids(texts, Role::Passage)?;
     if ids.iter().any(|s| s.len() > files.config.max_tokens()) {
-        anyhow::bail!(
-            "the stock baseline takes no text over {} tokens",
-            files.config.max_tokens()
-        );
+        return Err(Error::Data {
+            path: opts.workload.clone(),
+            why: format!(
+                "the stock baseline takes no text over {} tokens",
+                files.config.max_tokens()
+            ),
+        });
     }
     let run = |ids: &[Vec<u32>]| -> Result<Array2<f32>> {
         let mut order: Vec<usize> = (0..ids.len()).collect();

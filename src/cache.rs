@@ -11,18 +11,20 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use ndarray::Array2;
 use sha2::{Digest, Sha256};
 
-use crate::embed::{EmbedError, Embedder, Role};
+use crate::embed::{Embedder, Role};
+use crate::error::{Error, Result};
 
 type Key = [u8; 32];
 
 /// Cached vectors of one model at one precision.
-pub struct EmbeddingCache {
+pub(crate) struct EmbeddingCache {
     path: PathBuf,
     vectors: HashMap<Key, Vec<f32>>,
+    /// Where a torn last record was cut off when the file was opened.
+    repaired_at: Option<usize>,
 }
 
 fn key(role: Role, text: &str) -> Key {
@@ -40,13 +42,12 @@ fn checksum(bytes: &[u8]) -> [u8; 8] {
 impl EmbeddingCache {
     /// Opens (or creates) the cache file for `model_id` at `precision` under `dir`.
     pub fn open(dir: &Path, model_id: &str, precision: &str) -> Result<Self> {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "cannot create", e))?;
         let path = dir.join(format!("{model_id}-{precision}.bin"));
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
+            Err(e) => return Err(Error::io(&path, "cannot read", e)),
         };
         let mut vectors = HashMap::new();
         let mut good = 0;
@@ -54,25 +55,35 @@ impl EmbeddingCache {
             vectors.insert(key, vector);
             good += len;
         }
-        if good < bytes.len() {
-            eprintln!(
-                "stancemap: {}: dropping a torn record at byte {good}",
-                path.display()
-            );
-            let file = OpenOptions::new().write(true).open(&path)?;
-            file.set_len(good as u64)?;
+        let repaired_at = (good < bytes.len()).then_some(good);
+        if repaired_at.is_some() {
+            OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .and_then(|file| file.set_len(good as u64))
+                .map_err(|e| Error::io(&path, "cannot cut a torn record off", e))?;
         }
-        Ok(Self { path, vectors })
+        Ok(Self {
+            path,
+            vectors,
+            repaired_at,
+        })
+    }
+
+    /// The cache file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where a torn last record was cut off when the file was opened, if one was.
+    pub fn repaired_at(&self) -> Option<usize> {
+        self.repaired_at
     }
 
     /// Number of cached vectors.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.vectors.len()
-    }
-
-    /// Whether the cache holds nothing.
-    pub fn is_empty(&self) -> bool {
-        self.vectors.is_empty()
     }
 
     /// Embeds `texts`, taking cached vectors where present and caching the rest.
@@ -93,9 +104,7 @@ impl EmbeddingCache {
         let fresh = if missing.is_empty() {
             Array2::zeros((0, embedder.dim()))
         } else {
-            embedder
-                .embed(&missing_texts, role, progress)
-                .map_err(|e: EmbedError| anyhow::anyhow!(e))?
+            embedder.embed(&missing_texts, role, progress)?
         };
         let mut record = Vec::new();
         for (&i, row) in missing.iter().zip(fresh.rows()) {
@@ -104,14 +113,12 @@ impl EmbeddingCache {
             self.vectors.insert(keys[i], vector);
         }
         if !record.is_empty() {
-            let mut file = OpenOptions::new()
+            OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&self.path)
-                .with_context(|| format!("{}: cannot open", self.path.display()))?;
-            file.write_all(&record)
-                .and_then(|()| file.flush())
-                .with_context(|| format!("{}: cannot write", self.path.display()))?;
+                .and_then(|mut file| file.write_all(&record).and_then(|()| file.flush()))
+                .map_err(|e| Error::io(&self.path, "cannot write", e))?;
         }
         let dim = embedder.dim();
         let mut out = Array2::zeros((texts.len(), dim));
@@ -120,21 +127,6 @@ impl EmbeddingCache {
                 .assign(&ndarray::ArrayView1::from(&self.vectors[k][..]));
         }
         Ok((out, texts.len() - missing.len()))
-    }
-}
-
-/// Embeds `texts` through `cache` when given, else directly. Returns the embeddings
-/// and how many came from the cache.
-pub fn embed_through(
-    cache: Option<&mut EmbeddingCache>,
-    embedder: &Embedder,
-    texts: &[&str],
-    role: Role,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<(Array2<f32>, usize)> {
-    match cache {
-        Some(cache) => cache.embed(embedder, texts, role, progress),
-        None => Ok((embedder.embed(texts, role, progress)?, 0)),
     }
 }
 

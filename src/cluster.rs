@@ -67,7 +67,8 @@ pub enum ClusterError {
     TooLarge { rows: usize, gib: f64 },
 }
 
-/// Which algorithm groups claims, with its parameters.
+/// Which algorithm groups claims, with its parameters as given (unchecked):
+/// [`check`](Algorithm::check) turns it into a [`Grouping`] before any slow work.
 #[derive(Debug, Clone, Copy)]
 pub enum Algorithm {
     Agglomerative(Agglomerative),
@@ -75,22 +76,35 @@ pub enum Algorithm {
     Hdbscan(Hdbscan),
 }
 
+/// An [`Algorithm`] whose parameters have been checked, ready to fit (in the way of
+/// linfa's `ParamGuard`: checked once, never again).
+#[derive(Debug, Clone, Copy)]
+pub struct Grouping(Algorithm);
+
 impl Algorithm {
     /// Checks the parameters (before any slow work).
-    pub fn check(&self) -> Result<(), ClusterError> {
-        match self {
-            Algorithm::Agglomerative(a) => check_distance(a.max_distance),
+    pub fn check(self) -> Result<Grouping, ClusterError> {
+        match &self {
+            Algorithm::Agglomerative(a) => check_distance(a.max_distance)?,
             Algorithm::Dbscan(d) => {
-                check_distance(d.max_distance)?;
-                check_at_least_2("min_points", d.min_points)
+                check_radius(d.max_distance)?;
+                check_at_least_2("min_points", d.min_points)?
             }
-            Algorithm::Hdbscan(h) => check_at_least_2("min_cluster_size", h.min_cluster_size),
+            Algorithm::Hdbscan(h) => check_at_least_2("min_cluster_size", h.min_cluster_size)?,
         }
+        Ok(Grouping(self))
+    }
+}
+
+impl Grouping {
+    /// The checked algorithm and parameters.
+    pub fn algorithm(&self) -> &Algorithm {
+        &self.0
     }
 
     /// Checks that `rows` rows fit the algorithm (before they are embedded).
     pub fn check_rows(&self, rows: usize) -> Result<(), ClusterError> {
-        match self {
+        match self.0 {
             Algorithm::Agglomerative(_) => check_linkage_memory(rows),
             Algorithm::Dbscan(_) | Algorithm::Hdbscan(_) => Ok(()),
         }
@@ -104,12 +118,18 @@ impl Algorithm {
         emb: &Array2<f32>,
         cross: Option<&CrossLingual>,
     ) -> Result<Clustering, ClusterError> {
-        let data = DatasetBase::from(CrossLingual::space(cross, emb).clone());
-        match self {
-            Algorithm::Agglomerative(a) => a.fit_across_languages(emb, cross),
-            Algorithm::Dbscan(d) => d.fit(&data),
-            Algorithm::Hdbscan(h) => h.fit(&data),
+        let space = CrossLingual::space(cross, emb);
+        match &self.0 {
+            Algorithm::Agglomerative(a) => a.linkage(emb, cross),
+            Algorithm::Dbscan(d) => d.cluster(space),
+            Algorithm::Hdbscan(h) => h.cluster(space),
         }
+    }
+}
+
+impl std::fmt::Display for Grouping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }
 
@@ -137,6 +157,16 @@ fn check_linkage_memory(rows: usize) -> Result<(), ClusterError> {
 
 fn check_distance(max_distance: f32) -> Result<(), ClusterError> {
     if (0.0..=2.0).contains(&max_distance) {
+        Ok(())
+    } else {
+        Err(ClusterError::BadThreshold(max_distance))
+    }
+}
+
+/// DBSCAN's radius: a cut of 0 would be a neighbourhood of nothing.
+fn check_radius(max_distance: f32) -> Result<(), ClusterError> {
+    check_distance(max_distance)?;
+    if max_distance > 0.0 {
         Ok(())
     } else {
         Err(ClusterError::BadThreshold(max_distance))
@@ -191,19 +221,19 @@ impl<T> Fit<Array2<f32>, T, ClusterError> for Agglomerative {
     type Object = Clustering;
 
     fn fit(&self, dataset: &DatasetBase<Array2<f32>, T>) -> Result<Clustering, ClusterError> {
-        self.fit_across_languages(&dataset.records, None)
+        check_distance(self.max_distance)?;
+        self.linkage(&dataset.records, None)
     }
 }
 
 impl Agglomerative {
     /// Average linkage on cosine distance, pairs across languages scored as
-    /// `cross` says.
-    pub fn fit_across_languages(
+    /// `cross` says. The parameters are checked by the caller.
+    fn linkage(
         &self,
         records: &Array2<f32>,
         cross: Option<&CrossLingual>,
     ) -> Result<Clustering, ClusterError> {
-        check_distance(self.max_distance)?;
         let n = records.nrows();
         check_linkage_memory(n)?;
         if n < 2 {
@@ -236,12 +266,19 @@ impl<T> Fit<Array2<f32>, T, ClusterError> for Dbscan {
     type Object = Clustering;
 
     fn fit(&self, dataset: &DatasetBase<Array2<f32>, T>) -> Result<Clustering, ClusterError> {
-        check_distance(self.max_distance)?;
+        check_radius(self.max_distance)?;
         check_at_least_2("min_points", self.min_points)?;
+        self.cluster(&dataset.records)
+    }
+}
+
+impl Dbscan {
+    /// DBSCAN on Euclidean distance; the parameters are checked by the caller.
+    fn cluster(&self, records: &Array2<f32>) -> Result<Clustering, ClusterError> {
         let labels = linfa_clustering::Dbscan::params(self.min_points)
             .tolerance((2.0 * self.max_distance).sqrt())
             .check()?
-            .transform(&dataset.records);
+            .transform(records);
         Ok(Clustering::from_groups(labels))
     }
 }
@@ -251,16 +288,18 @@ impl<T> Fit<Array2<f32>, T, ClusterError> for Hdbscan {
 
     fn fit(&self, dataset: &DatasetBase<Array2<f32>, T>) -> Result<Clustering, ClusterError> {
         check_at_least_2("min_cluster_size", self.min_cluster_size)?;
-        let n = dataset.records.nrows();
+        self.cluster(&dataset.records)
+    }
+}
+
+impl Hdbscan {
+    /// HDBSCAN on Euclidean distance; the parameters are checked by the caller.
+    fn cluster(&self, records: &Array2<f32>) -> Result<Clustering, ClusterError> {
+        let n = records.nrows();
         if n <= self.min_cluster_size {
             return Ok(Clustering::from_groups(vec![None; n]));
         }
-        let rows: Vec<Vec<f32>> = dataset
-            .records
-            .rows()
-            .into_iter()
-            .map(|r| r.to_vec())
-            .collect();
+        let rows: Vec<Vec<f32>> = records.rows().into_iter().map(|r| r.to_vec()).collect();
         let params = hdbscan::HdbscanHyperParams::builder()
             .min_cluster_size(self.min_cluster_size)
             .nn_algorithm(hdbscan::NnAlgorithm::BruteForce)
@@ -348,7 +387,9 @@ mod tests {
 
     #[test]
     fn average_linkage_refuses_a_matrix_past_the_memory_limit() {
-        let a = Algorithm::Agglomerative(Agglomerative { max_distance: 0.1 });
+        let a = Algorithm::Agglomerative(Agglomerative { max_distance: 0.1 })
+            .check()
+            .unwrap();
         assert!(a.check_rows(40_000).is_ok());
         let err = a.check_rows(60_000).unwrap_err().to_string();
         assert!(err.contains("60000 claims needs 6.7 GiB"), "{err}");
@@ -356,6 +397,8 @@ mod tests {
             max_distance: 0.1,
             min_points: 2
         })
+        .check()
+        .unwrap()
         .check_rows(60_000)
         .is_ok());
     }

@@ -1,4 +1,4 @@
-//! What CPU this is, for benchmark reports, and the thread count to run on.
+//! What CPU this is, for benchmark reports.
 
 use serde::Serialize;
 
@@ -65,14 +65,4 @@ fn simd_features() -> Vec<&'static str> {
 #[cfg(not(target_arch = "x86_64"))]
 fn simd_features() -> Vec<&'static str> {
     Vec::new()
-}
-
-/// Sets the number of compute threads (the rayon pool candle's kernels use).
-/// Must run before any embedding work; later calls have no effect.
-pub fn set_threads(threads: usize) {
-    // candle reads RAYON_NUM_THREADS for its matmul parallelism.
-    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global();
 }

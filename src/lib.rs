@@ -1,30 +1,62 @@
-//! stancemap: reads Chinese and English news, embeds paragraphs and claims with a
-//! multilingual encoder, groups overlapping claims, lists duplicates and labels
-//! stance toward a target position.
+//! stancemap: reads Chinese and English news, splits it into claims, embeds them
+//! with a multilingual encoder, groups the claims that say the same thing, lists
+//! duplicates and labels stance toward a target position.
 //!
-//! The pipeline runs one way, one module a stage (see `docs/ARCHITECTURE.md`):
-//! [`corpus`] → [`embed`] (with [`model`] for where weights come from, [`cache`] to
-//! skip known texts, [`align`] to bring Chinese next to English) → [`neighbours`] →
-//! [`cluster`] (+ [`keywords`]) → [`stance`] → [`report`], wired by [`pipeline`]. [`input`]/[`output`] serve `stancemap embed`,
-//! [`serve`] the HTTP server, [`eval`] and [`bench`](mod@bench) measure quality and speed, [`compare`] speed
-//! against other engines.
+//! The front door is [`Engine`]: build it once (the model is loaded, or fetched
+//! when missing), then embed texts, analyse a [`Corpus`] into a [`Report`], list
+//! duplicates or score stance. Progress and notices go to an [`Observer`] you
+//! pass; by default the library is silent, and it never prints.
+//!
+//! ```no_run
+//! use stancemap::{Corpus, Engine, Precision};
+//!
+//! let engine = Engine::builder().precision(Precision::Q8).build()?;
+//! let corpus = Corpus::read(&["seeds/".into()])?;
+//! let report = engine.analyse(&corpus)?;
+//! report.write(std::path::Path::new("out"))?;
+//! # Ok::<(), stancemap::Error>(())
+//! ```
+//!
+//! The stages, one module each (see `docs/ARCHITECTURE.md`): [`corpus`] →
+//! embedding (with [`model`] for where weights come from and a cache of known
+//! texts) → [`align`] (Chinese next to English) → neighbours → [`cluster`] (with
+//! keywords) → [`stance`] → [`report`]. [`input`]/[`output`] read and write
+//! passages and vectors, [`serve`] is the HTTP server, [`eval`] and
+//! [`bench`](mod@bench) measure quality and speed, [`compare`] speed against
+//! other engines.
 
 pub mod align;
 pub mod bench;
-pub mod cache;
+mod cache;
 pub mod cluster;
 pub mod compare;
 pub mod corpus;
 pub mod cpu;
-pub mod embed;
+mod embed;
+mod engine;
+mod error;
 pub mod eval;
 pub mod input;
-pub mod keywords;
+mod keywords;
 pub mod model;
-pub mod money;
-pub mod neighbours;
+mod money;
+mod neighbours;
+mod observer;
 pub mod output;
-pub mod pipeline;
+mod pipeline;
 pub mod report;
 pub mod serve;
 pub mod stance;
+
+pub use cluster::{Agglomerative, Algorithm, Dbscan, Hdbscan};
+pub use corpus::Corpus;
+pub use embed::{Precision, Role};
+pub use engine::{
+    AlignmentSource, CacheLocation, Engine, EngineBuilder, EngineSettings,
+    DEFAULT_DUPLICATE_THRESHOLD, DEFAULT_MAX_DISTANCE,
+};
+pub use error::{Error, Result};
+pub use observer::{Event, Observer, Silent};
+pub use pipeline::ClusterOptions;
+pub use report::Report;
+pub use stance::ScorerKind;

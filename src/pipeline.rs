@@ -4,9 +4,9 @@
 use ndarray::Array2;
 
 use crate::align::{CrossLingual, LanguageOffset};
-use crate::cluster::Algorithm;
-use crate::corpus::Corpus;
-use crate::embed::Embedder;
+use crate::cluster::{Algorithm, Grouping};
+use crate::corpus::{Corpus, Lang};
+use crate::error::{Error, Result};
 use crate::keywords;
 use crate::neighbours::{pairs_scoring_above, Pair};
 use crate::report::{
@@ -14,15 +14,37 @@ use crate::report::{
 };
 use crate::stance::{aggregate, StanceModel};
 
-/// Thresholds of the main job.
+/// Thresholds of the main job, checked once when made.
 #[derive(Debug, Clone, Copy)]
 pub struct ClusterOptions {
     /// How claims are grouped.
-    pub algorithm: Algorithm,
+    pub grouping: Grouping,
     /// Cosine at or above which two claims are duplicates.
     pub duplicate_similarity: f32,
     /// Keep only duplicate pairs from different articles.
     pub cross_article_only: bool,
+}
+
+impl ClusterOptions {
+    /// Checks the grouping parameters and the duplicate threshold (a cosine, so
+    /// in [-1, 1]).
+    pub fn new(
+        algorithm: Algorithm,
+        duplicate_similarity: f32,
+        cross_article_only: bool,
+    ) -> Result<Self> {
+        if !(-1.0..=1.0).contains(&duplicate_similarity) {
+            return Err(Error::Invalid {
+                option: "the duplicate threshold",
+                why: format!("must be a cosine in [-1, 1], not {duplicate_similarity}"),
+            });
+        }
+        Ok(ClusterOptions {
+            grouping: algorithm.check()?,
+            duplicate_similarity,
+            cross_article_only,
+        })
+    }
 }
 
 /// Duplicate claim pairs (row indices), most similar first; pairs across
@@ -44,16 +66,16 @@ pub fn duplicates(
 /// Clusters the claims (comparing them across languages through `offset` when
 /// given), scores their stance toward `stance`'s target and builds the report.
 pub fn analyse(
-    corpus: Corpus,
+    corpus: &Corpus,
     emb: &Array2<f32>,
     offset: Option<&LanguageOffset>,
-    embedder: &Embedder,
+    model: ModelInfo,
     stance: &StanceModel,
     opts: &ClusterOptions,
-) -> anyhow::Result<Report> {
-    let cross = offset.and_then(|o| cross_lingual(&corpus, emb, o, opts));
+) -> Result<Report> {
+    let cross = offset.and_then(|o| cross_lingual(corpus, emb, o, opts));
     let claim_stances = stance.score(emb.view());
-    let clustering = opts.algorithm.fit(emb, cross.as_ref())?;
+    let clustering = opts.grouping.fit(emb, cross.as_ref())?;
     // One space for whatever compares members of a cluster, and for the map.
     let space = CrossLingual::space(cross.as_ref(), emb);
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); clustering.n_clusters];
@@ -90,7 +112,7 @@ pub fn analyse(
             }
         })
         .collect();
-    let duplicates = duplicates(&corpus, emb, opts, cross.as_ref())
+    let duplicates = duplicates(corpus, emb, opts, cross.as_ref())
         .into_iter()
         .map(|p| DuplicateOut {
             a: corpus.claims[p.a].id.clone(),
@@ -111,17 +133,13 @@ pub fn analyse(
         .collect();
     Ok(Report {
         version: 1,
-        model: ModelInfo {
-            id: embedder.model_id().to_string(),
-            dim: embedder.dim(),
-            precision: embedder.options().precision.to_string(),
-        },
+        model,
         target: TargetInfo {
             name: stance.frame.name.clone(),
             description: stance.frame.description.clone(),
             scorer: stance.kind().to_string(),
         },
-        articles: corpus.articles,
+        articles: corpus.articles.clone(),
         claims,
         clusters,
         duplicates,
@@ -137,7 +155,8 @@ pub fn cross_lingual(
     opts: &ClusterOptions,
 ) -> Option<CrossLingual> {
     let texts: Vec<&str> = corpus.claims.iter().map(|c| c.text.as_str()).collect();
-    CrossLingual::new(offset, emb, &texts, opts.duplicate_similarity)
+    let langs: Vec<Lang> = corpus.claims.iter().map(|c| c.lang).collect();
+    CrossLingual::new(offset, emb, &texts, &langs, opts.duplicate_similarity)
 }
 
 /// Each member's cosine to the members' normalised mean.

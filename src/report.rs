@@ -5,11 +5,11 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result};
 use ndarray::{Array1, Array2, Axis};
 use serde::Serialize;
 
 use crate::corpus::{Article, Claim};
+use crate::error::{Error, Result};
 use crate::stance::{ClaimStance, ClusterStance, Label};
 
 /// Everything `stancemap cluster` found.
@@ -39,7 +39,8 @@ pub struct ModelInfo {
 pub struct TargetInfo {
     pub name: String,
     pub description: String,
-    /// The scorer that labelled the claims (`kernel` or `prototype`).
+    /// The scorer that labelled the claims (`prototype`, `kernel`, `logistic` or
+    /// `blend`).
     pub scorer: String,
 }
 
@@ -68,6 +69,27 @@ pub struct DuplicateOut {
     pub a: String,
     pub b: String,
     pub similarity: f32,
+}
+
+/// One line of `stancemap dedup`'s JSONL: a duplicate pair with both claims.
+#[derive(Debug, Clone, Serialize)]
+pub struct DuplicateRow {
+    pub a: String,
+    pub b: String,
+    pub similarity: f32,
+    pub article_a: String,
+    pub article_b: String,
+    pub text_a: String,
+    pub text_b: String,
+}
+
+/// One line of `stancemap stance`'s JSONL: a passage and its stance.
+#[derive(Debug, Clone, Serialize)]
+pub struct StanceRow {
+    pub id: String,
+    pub text: String,
+    #[serde(flatten)]
+    pub stance: ClaimStance,
 }
 
 /// The first two principal components of the rows (power iteration with deflation).
@@ -102,13 +124,15 @@ pub fn project_2d(x: &Array2<f32>) -> Vec<[f32; 2]> {
 impl Report {
     /// Writes report.json, report.md and report.html into `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "cannot create", e))?;
         let write = |name: &str, body: String| {
             let path = dir.join(name);
-            std::fs::write(&path, body).with_context(|| format!("{}: cannot write", path.display()))
+            std::fs::write(&path, body).map_err(|e| Error::io(&path, "cannot write", e))
         };
-        write("report.json", serde_json::to_string_pretty(self)?)?;
+        write(
+            "report.json",
+            serde_json::to_string_pretty(self).expect("the report serialises"),
+        )?;
         write("report.md", self.markdown())?;
         write("report.html", self.html())
     }

@@ -3,8 +3,7 @@
 
 use std::sync::OnceLock;
 
-use stancemap::embed::{EmbedOptions, Embedder, Precision, Role};
-use stancemap::model;
+use stancemap::{model, Engine, Precision, Role, Silent};
 
 #[derive(serde::Deserialize)]
 struct GoldenTokens {
@@ -29,20 +28,19 @@ fn read_jsonl<T: serde::de::DeserializeOwned>(name: &str) -> Vec<T> {
         .collect()
 }
 
-/// The default model, fetched once for this test binary.
-fn files() -> model::ModelFiles {
-    static FILES: OnceLock<model::ModelFiles> = OnceLock::new();
-    FILES
-        .get_or_init(|| model::resolve(None).expect("default model"))
+/// The default model's folder, fetched once for this test binary.
+fn model_dir() -> std::path::PathBuf {
+    static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| model::resolve(None, &Silent).expect("default model").dir)
         .clone()
 }
 
-fn embedder(precision: Precision) -> Embedder {
-    let options = EmbedOptions {
-        precision,
-        ..EmbedOptions::default()
-    };
-    Embedder::load(files(), options).expect("load model")
+fn embedder(precision: Precision) -> Engine {
+    Engine::builder()
+        .model_dir(model_dir())
+        .precision(precision)
+        .build()
+        .expect("load model")
 }
 
 fn split_role(text: &str) -> (Role, &str) {
@@ -82,7 +80,7 @@ fn check_precision(precision: Precision, min_cos: f64) {
             .filter(|g| (g.prefix == "query: ") == (role == Role::Query))
             .collect();
         let texts: Vec<&str> = rows.iter().map(|g| g.text.as_str()).collect();
-        let got = embedder.embed(&texts, role, &mut |_, _| {}).unwrap();
+        let got = embedder.embed(&texts, role).unwrap();
         assert_eq!(got.dim(), (rows.len(), 384));
         for (g, row) in rows.iter().zip(got.rows()) {
             let norm: f64 = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
@@ -128,9 +126,7 @@ fn check_short_texts_alone(precision: Precision, min_cos: f64) {
         } else {
             Role::Passage
         };
-        let got = embedder
-            .embed(&[g.text.as_str()], role, &mut |_, _| {})
-            .unwrap();
+        let got = embedder.embed(&[g.text.as_str()], role).unwrap();
         let cos: f64 = got
             .row(0)
             .iter()
@@ -173,12 +169,10 @@ fn long_text_is_windowed_not_truncated() {
     assert_eq!(ids[0].len(), long.n_tokens);
     // The whole text and its first window alone must differ: the tail counts.
     let whole = embedder
-        .embed(&[long.text.as_str()], Role::Passage, &mut |_, _| {})
+        .embed(&[long.text.as_str()], Role::Passage)
         .unwrap();
     let head: String = long.text.chars().take(300).collect();
-    let first = embedder
-        .embed(&[head.as_str()], Role::Passage, &mut |_, _| {})
-        .unwrap();
+    let first = embedder.embed(&[head.as_str()], Role::Passage).unwrap();
     let cos = whole.row(0).dot(&first.row(0));
     assert!(
         cos < 0.999,

@@ -10,15 +10,16 @@ pub mod chart;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::cpu::CpuInfo;
-use crate::embed::{Embedder, Role};
+use crate::embed::Role;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
 use crate::input::read_passages;
 use crate::serve::batcher::{BatchOptions, Batcher};
 
@@ -114,22 +115,26 @@ pub struct CompareReport {
 }
 
 /// A way to embed one request's texts.
-trait Engine: Sync {
+trait Endpoint: Sync {
     fn embed(&self, texts: &[&str], ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>>;
 }
 
 struct InProcess(Batcher);
 
-impl Engine for InProcess {
+impl Endpoint for InProcess {
     fn embed(&self, _: &[&str], ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        let fail = |why: &str| Error::Peer {
+            engine: "stancemap".into(),
+            why: why.into(),
+        };
         let answer = self
             .0
             .submit(ids.to_vec())
-            .map_err(|_| anyhow!("the in-process queue is full"))?;
+            .map_err(|_| fail("the in-process queue is full"))?;
         let rows = answer
             .blocking_recv()
-            .map_err(|_| anyhow!("the encoder stopped"))?
-            .map_err(|e| anyhow!(e))?;
+            .map_err(|_| fail("the encoder stopped"))?
+            .map_err(|e| fail(&e))?;
         Ok(rows.rows().into_iter().map(|r| r.to_vec()).collect())
     }
 }
@@ -139,55 +144,58 @@ struct Http {
     agent: ureq::Agent,
 }
 
-impl Engine for Http {
+impl Endpoint for Http {
     fn embed(&self, texts: &[&str], _: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        let fail = |why: String| Error::Peer {
+            engine: format!("{} at {}", self.peer.name, self.peer.url),
+            why,
+        };
         let body = json!({"input": texts, "model": self.peer.name, "input_type": "passage"});
         for attempt in 0.. {
             match self.agent.post(&self.peer.url).send_json(&body) {
                 Ok(response) => {
                     let value: Value = response
                         .into_json()
-                        .with_context(|| format!("{}: the reply is not JSON", self.peer.name))?;
-                    return parse_vectors(&value, texts.len())
-                        .with_context(|| format!("{} at {}", self.peer.name, self.peer.url));
+                        .map_err(|e| fail(format!("the reply is not JSON: {e}")))?;
+                    return parse_vectors(&value, texts.len()).map_err(fail);
                 }
                 Err(ureq::Error::Status(429 | 503, _)) if attempt < 50 => {
                     std::thread::sleep(Duration::from_millis(100));
                 }
-                Err(e) => bail!("{} at {}: {e}", self.peer.name, self.peer.url),
+                Err(e) => return Err(fail(e.to_string())),
             }
         }
-        unreachable!("the loop returns or bails")
+        unreachable!("the loop returns or fails")
     }
 }
 
 /// `data[].embedding` as float vectors, ordered by `index`.
-fn parse_vectors(value: &Value, n: usize) -> Result<Vec<Vec<f32>>> {
+fn parse_vectors(value: &Value, n: usize) -> std::result::Result<Vec<Vec<f32>>, String> {
     let data = value["data"]
         .as_array()
-        .ok_or_else(|| anyhow!("the reply has no `data` array"))?;
+        .ok_or("the reply has no `data` array")?;
     if data.len() != n {
-        bail!("{} embeddings for {n} inputs", data.len());
+        return Err(format!("{} embeddings for {n} inputs", data.len()));
     }
     let mut out = vec![Vec::new(); n];
     for (position, item) in data.iter().enumerate() {
         let index = item["index"].as_u64().map_or(position, |i| i as usize);
         let vector = item["embedding"]
             .as_array()
-            .ok_or_else(|| anyhow!("`data[{position}].embedding` is not an array"))?
+            .ok_or_else(|| format!("`data[{position}].embedding` is not an array"))?
             .iter()
             .map(|v| v.as_f64().map(|v| v as f32))
             .collect::<Option<Vec<f32>>>()
-            .ok_or_else(|| anyhow!("`data[{position}].embedding` has a non-number"))?;
+            .ok_or_else(|| format!("`data[{position}].embedding` has a non-number"))?;
         *out.get_mut(index)
-            .ok_or_else(|| anyhow!("index {index} out of range"))? = vector;
+            .ok_or_else(|| format!("index {index} out of range"))? = vector;
     }
     Ok(out)
 }
 
 /// Runs every engine at every concurrency; `log` gets one line per run.
 pub fn run(
-    embedder: Embedder,
+    engine: &Engine,
     peers: &[Peer],
     opts: &CompareOptions,
     log: &mut dyn FnMut(&str),
@@ -195,19 +203,22 @@ pub fn run(
     let mut passages = read_passages(&opts.workload)?;
     passages.truncate(opts.limit.unwrap_or(usize::MAX));
     if passages.is_empty() {
-        bail!("{}: no passages", opts.workload.display());
+        return Err(Error::Data {
+            path: opts.workload.clone(),
+            why: "no passages".into(),
+        });
     }
     let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
-    let ids = embedder.token_ids(&texts, Role::Passage)?;
+    let ids = engine.token_ids(&texts, Role::Passage)?;
     let tokens: usize = ids.iter().map(Vec::len).sum();
-    let query_ids = embedder.token_ids(&[crate::bench::QUERY], Role::Passage)?;
+    let query_ids = engine.token_ids(&[crate::bench::QUERY], Role::Passage)?;
     let (model, precision) = (
-        embedder.model_id().to_string(),
-        embedder.options().precision.to_string(),
+        engine.model_id().to_string(),
+        engine.precision().to_string(),
     );
     let max_concurrency = opts.concurrency.iter().copied().max().unwrap_or(1);
     let in_process = InProcess(Batcher::start(
-        Arc::new(embedder),
+        engine.embedder().clone(),
         BatchOptions {
             max_batch_tokens: 8192,
             max_wait: Duration::from_millis(crate::serve::batcher::DEFAULT_MAX_WAIT_MS),
@@ -218,7 +229,7 @@ pub fn run(
         .timeout_connect(Duration::from_secs(5))
         .timeout(Duration::from_secs(600))
         .build();
-    let mut engines: Vec<(String, Box<dyn Engine>)> =
+    let mut engines: Vec<(String, Box<dyn Endpoint>)> =
         vec![("stancemap".to_string(), Box::new(in_process))];
     for peer in peers {
         engines.push((
@@ -325,7 +336,7 @@ type Answer = (f64, Vec<Vec<f32>>);
 /// Sends every request with `concurrency` clients: wall seconds, per-request
 /// latencies in ms, and the vectors in workload order.
 fn timed(
-    engine: &dyn Engine,
+    engine: &dyn Endpoint,
     texts: &[&str],
     ids: &[Vec<u32>],
     requests: &[std::ops::Range<usize>],
@@ -352,8 +363,10 @@ fn timed(
             })
             .collect();
         for w in workers {
-            w.join()
-                .map_err(|_| anyhow!("a client thread panicked"))??;
+            w.join().map_err(|_| Error::Peer {
+                engine: "bench".into(),
+                why: "a client thread panicked".into(),
+            })??;
         }
         Ok(())
     })?;

@@ -98,36 +98,54 @@ pub enum CorpusError {
 pub struct Corpus {
     pub articles: Vec<Article>,
     pub claims: Vec<Claim>,
-}
-
-/// Reads every input (files, or folders walked in name order) and splits claims.
-/// Files of other types inside folders are skipped with a warning on stderr.
-pub fn read(inputs: &[PathBuf]) -> Result<Corpus, CorpusError> {
-    let mut corpus = Corpus::default();
-    for input in inputs {
-        let files = if input.is_dir() {
-            let found = walk(input)?;
-            if found.is_empty() {
-                return Err(CorpusError::Empty(input.clone()));
-            }
-            found
-        } else {
-            vec![input.clone()]
-        };
-        for file in files {
-            for article in read_file(&file)? {
-                corpus.add(article);
-            }
-        }
-    }
-    if corpus.articles.is_empty() {
-        let first = inputs.first().cloned().unwrap_or_default();
-        return Err(CorpusError::Empty(first));
-    }
-    Ok(corpus)
+    /// Files inside the folders read that are not of a supported type (not read).
+    pub skipped: Vec<PathBuf>,
 }
 
 impl Corpus {
+    /// Reads every input (files, or folders walked in name order) and splits
+    /// claims. Files of other types inside folders are listed in
+    /// [`skipped`](Self::skipped).
+    pub fn read(inputs: &[PathBuf]) -> Result<Corpus, CorpusError> {
+        let mut corpus = Corpus::default();
+        for input in inputs {
+            corpus.read_input(input)?;
+        }
+        if corpus.articles.is_empty() {
+            let first = inputs.first().cloned().unwrap_or_default();
+            return Err(CorpusError::Empty(first));
+        }
+        Ok(corpus)
+    }
+
+    /// Adds one article given as text in the seed format (a title line, an
+    /// optional `Source·YYYY-MM-DD HH:MM` line, then the body), under `id`.
+    pub fn add_text(&mut self, id: &str, text: &str) {
+        self.add(plain_article(
+            id.to_string(),
+            id.to_string(),
+            text.to_string(),
+        ));
+    }
+
+    fn read_input(&mut self, input: &Path) -> Result<(), CorpusError> {
+        let files = if input.is_dir() {
+            let found = walk(input, &mut self.skipped)?;
+            if found.is_empty() {
+                return Err(CorpusError::Empty(input.to_path_buf()));
+            }
+            found
+        } else {
+            vec![input.to_path_buf()]
+        };
+        for file in files {
+            for article in read_file(&file)? {
+                self.add(article);
+            }
+        }
+        Ok(())
+    }
+
     /// Adds an article and its claims (title first, then the body's).
     pub fn add(&mut self, article: Article) {
         let mut spans = Vec::new();
@@ -171,7 +189,8 @@ impl Article {
     }
 }
 
-fn walk(dir: &Path) -> Result<Vec<PathBuf>, CorpusError> {
+/// The supported files under `dir`, in name order; others go to `skipped`.
+fn walk(dir: &Path, skipped: &mut Vec<PathBuf>) -> Result<Vec<PathBuf>, CorpusError> {
     let io = |source| CorpusError::Io {
         path: dir.to_path_buf(),
         source,
@@ -185,17 +204,14 @@ fn walk(dir: &Path) -> Result<Vec<PathBuf>, CorpusError> {
     let mut files = Vec::new();
     for path in entries {
         if path.is_dir() {
-            files.extend(walk(&path)?);
+            files.extend(walk(&path, skipped)?);
         } else if matches!(extension(&path).as_str(), "txt" | "md" | "jsonl" | "csv") {
             files.push(path);
         } else if !path
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with('.'))
         {
-            eprintln!(
-                "stancemap: skipping {} (not .txt .md .jsonl .csv)",
-                path.display()
-            );
+            skipped.push(path);
         }
     }
     Ok(files)
@@ -443,7 +459,7 @@ mod tests {
     use super::*;
 
     fn seed_corpus() -> Corpus {
-        read(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds")]).unwrap()
+        Corpus::read(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds")]).unwrap()
     }
 
     #[test]
@@ -517,12 +533,12 @@ mod tests {
         std::fs::write(&jsonl, "{\"id\":\"x\",\"title\":\"T\",\"text\":\"Rare earths matter a lot.\",\"date\":\"2025-10-01\"}\n").unwrap();
         let csv = dir.path().join("b.csv");
         std::fs::write(&csv, "id,title,text\ny,标题,稀土很重要。\n").unwrap();
-        let corpus = read(&[jsonl, csv.clone()]).unwrap();
+        let corpus = Corpus::read(&[jsonl, csv.clone()]).unwrap();
         assert_eq!(corpus.articles.len(), 2);
         assert_eq!(corpus.articles[0].date.as_deref(), Some("2025-10-01"));
         assert_eq!(corpus.articles[1].lang, Lang::Zh);
         std::fs::write(&csv, "id,title\ny,no text\n").unwrap();
-        let err = read(&[csv]).unwrap_err().to_string();
+        let err = Corpus::read(&[csv]).unwrap_err().to_string();
         assert!(err.contains("b.csv:2: no \"text\" field"), "{err}");
     }
 }

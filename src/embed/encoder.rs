@@ -13,10 +13,10 @@ use super::kernels::{GeluErf, ScaledSoftmax};
 use super::packed::{Format, PackedWeight};
 use super::skinny::{self, WeightRows};
 use crate::model::e5s1::E5s1;
-use crate::model::{EncoderConfig, ModelError, ModelFiles};
+use crate::model::{EncoderConfig, HiddenAct, ModelError, ModelFiles};
 
 /// Numeric precision of the dense layers' weights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// 32-bit floats: the reference.
@@ -40,6 +40,20 @@ impl std::fmt::Display for Precision {
             Precision::Q4 => "q4",
             Precision::Q8 => "q8",
         })
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            "q4" => Ok(Precision::Q4),
+            "q8" => Ok(Precision::Q8),
+            _ => Err(format!("unknown precision {s:?}: use f32, bf16, q4 or q8")),
+        }
     }
 }
 
@@ -339,10 +353,9 @@ struct FeedForward {
 impl FeedForward {
     fn load(src: &WeightSource, prefix: &str, cfg: &EncoderConfig) -> Result<Self> {
         let (h, ff) = (cfg.hidden_size, cfg.intermediate_size);
-        let activation = if cfg.hidden_act == "relu" {
-            Activation::Relu
-        } else {
-            Activation::Gelu
+        let activation = match cfg.hidden_act {
+            HiddenAct::Relu => Activation::Relu,
+            HiddenAct::Gelu => Activation::Gelu,
         };
         Ok(Self {
             up: Linear::load(

@@ -4,12 +4,13 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use ndarray::Array2;
 use serde::Serialize;
 
 use crate::align::{CrossLingual, LanguageOffset};
-use crate::cluster::{root, Algorithm};
-use ndarray::Array2;
+use crate::cluster::{root, Grouping};
+use crate::corpus::Lang;
+use crate::error::{Error, Result};
 
 /// Embeds passages (through the cache, when the caller has one).
 pub type EmbedPassages<'a> = dyn FnMut(&[&str]) -> Result<Array2<f32>> + 'a;
@@ -103,16 +104,16 @@ fn read_pairs<'t>(
     for (i, line) in text.lines().enumerate().skip(1) {
         let cols: Vec<&str> = line.split('\t').collect();
         if cols.len() != 3 {
-            bail!(
-                "{}:{}: expected 3 tab-separated columns",
-                path.display(),
-                i + 1
-            );
+            return Err(Error::record(
+                path,
+                i + 1,
+                "expected 3 tab-separated columns",
+            ));
         }
         let label: f64 = cols[2]
             .trim()
             .parse()
-            .with_context(|| format!("{}:{}: label", path.display(), i + 1))?;
+            .map_err(|e| Error::record(path, i + 1, format_args!("label: {e}")))?;
         if !opts.held_out.contains(cols[0]) && !opts.held_out.contains(cols[1]) {
             rows.push((cols[0], cols[1], label));
         }
@@ -124,7 +125,7 @@ fn read_pairs<'t>(
 /// Reads a TSV pair set (`text1 text2 label`), embeds both sides and scores them as
 /// duplicate detection does (cosine; across languages, see [`CrossLingual`]).
 pub fn pairs(path: &Path, embed: &mut EmbedPassages, opts: &EvalOptions) -> Result<PairScores> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let text = read_set(path)?;
     let rows = read_pairs(path, &text, opts)?;
     let threshold = opts.threshold;
     let texts: Vec<&str> = rows
@@ -135,7 +136,7 @@ pub fn pairs(path: &Path, embed: &mut EmbedPassages, opts: &EvalOptions) -> Resu
     let emb = embed(&texts)?;
     let cross = opts
         .offset
-        .and_then(|o| CrossLingual::new(o, &emb, &texts, threshold));
+        .and_then(|o| CrossLingual::new(o, &emb, &texts, &languages(&texts), threshold));
     let n = rows.len();
     let scores: Vec<f32> = (0..n)
         .map(|i| {
@@ -170,10 +171,10 @@ pub fn pairs(path: &Path, embed: &mut EmbedPassages, opts: &EvalOptions) -> Resu
 pub fn clusters(
     path: &Path,
     embed: &mut EmbedPassages,
-    algorithms: &[Algorithm],
+    algorithms: &[Grouping],
     opts: &EvalOptions,
 ) -> Result<Vec<ClusterScores>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let text = read_set(path)?;
     let (texts, gold) = if path.extension().is_some_and(|e| e == "tsv") {
         groups_of_pairs(&read_pairs(path, &text, opts)?)
     } else {
@@ -183,7 +184,7 @@ pub fn clusters(
     let emb = embed(&refs)?;
     let cross = opts
         .offset
-        .and_then(|o| CrossLingual::new(o, &emb, &refs, opts.threshold));
+        .and_then(|o| CrossLingual::new(o, &emb, &refs, &languages(&refs), opts.threshold));
     let gold = to_ids(&gold);
     algorithms
         .iter()
@@ -206,6 +207,16 @@ pub fn clusters(
             })
         })
         .collect()
+}
+
+/// Reads a whole evaluation set.
+fn read_set(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| Error::io(path, "cannot read", e))
+}
+
+/// Each text's language (a set has no corpus to take it from).
+fn languages(texts: &[&str]) -> Vec<Lang> {
+    texts.iter().map(|t| Lang::detect(t)).collect()
 }
 
 /// The label from which a pair is positive: 1 on 0/1 sets, 5 on 0–5 sets with a 3
@@ -231,13 +242,13 @@ fn read_groups(
     let mut gold = Vec::new();
     for (i, line) in text.lines().enumerate().take(limit.unwrap_or(usize::MAX)) {
         let v: serde_json::Value =
-            serde_json::from_str(line).with_context(|| format!("{}:{}", path.display(), i + 1))?;
+            serde_json::from_str(line).map_err(|e| Error::record(path, i + 1, e))?;
         let (Some(t), Some(l)) = (v["text"].as_str(), v["label"].as_str()) else {
-            bail!(
-                "{}:{}: needs string \"text\" and \"label\"",
-                path.display(),
-                i + 1
-            );
+            return Err(Error::record(
+                path,
+                i + 1,
+                "needs string \"text\" and \"label\"",
+            ));
         };
         texts.push(t.to_string());
         gold.push(l.to_string());

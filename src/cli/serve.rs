@@ -1,0 +1,64 @@
+//! `stancemap serve`: the OpenAI-compatible embeddings server.
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use stancemap::serve::{self, batcher::BatchOptions, ServeOptions};
+
+use super::args::EngineArgs;
+
+/// Serve embeddings over HTTP with the OpenAI API (POST /v1/embeddings,
+/// GET /v1/models, GET /health) until SIGTERM or Ctrl-C.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// Stop gathering requests into a batch at this many tokens.
+    #[arg(long, default_value_t = 8192)]
+    max_batch_tokens: usize,
+    /// Longest a request waits for others to share its batch, in milliseconds;
+    /// 0: a batch is whatever queued while the encoder was busy.
+    #[arg(long, default_value_t = serve::batcher::DEFAULT_MAX_WAIT_MS)]
+    max_wait_ms: u64,
+    /// Requests that may wait for the encoder; beyond it: 503 with Retry-After.
+    #[arg(long, default_value_t = 256)]
+    queue: usize,
+    /// Most texts in one request (more: 413).
+    #[arg(long, default_value_t = 2048)]
+    max_inputs: usize,
+    /// Largest request body in MiB (more: 413).
+    #[arg(long, default_value_t = 16)]
+    max_body_mib: usize,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    let engine = args.engine.builder().build()?;
+    let options = ServeOptions {
+        batch: BatchOptions {
+            max_batch_tokens: args.max_batch_tokens,
+            max_wait: std::time::Duration::from_millis(args.max_wait_ms),
+            queue: args.queue,
+        },
+        max_inputs: args.max_inputs,
+        max_body_bytes: args.max_body_mib << 20,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = serve::bind(args.addr).await?;
+        eprintln!(
+            "stancemap: serving {} ({}) on http://{}",
+            engine.model_id(),
+            engine.precision(),
+            listener.local_addr()?
+        );
+        serve::serve(listener, &engine, options).await?;
+        Ok(())
+    })
+}

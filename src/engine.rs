@@ -1,0 +1,536 @@
+//! The library's front door: an [`Engine`] holds a loaded model with everything
+//! the main job needs around it (embedding cache, stance target, grouping options,
+//! cross-language alignment) and runs each job on a [`Corpus`].
+//!
+//! [`EngineBuilder::build`] checks every option and reads every file it names
+//! before the model is loaded, so bad input fails in milliseconds.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use ndarray::Array2;
+
+use crate::align::{self, LanguageOffset, ParallelPairs};
+use crate::cache::EmbeddingCache;
+use crate::cluster::{Agglomerative, Algorithm};
+use crate::corpus::{Corpus, Lang};
+use crate::embed::{EmbedOptions, Embedder, Precision, Role};
+use crate::error::{Error, Result};
+use crate::model;
+use crate::observer::{Event, Observer, Silent};
+use crate::pipeline::{self, ClusterOptions};
+use crate::report::{DuplicateRow, ModelInfo, Report};
+use crate::stance::{ClaimStance, Frame, ScorerKind, StanceModel, DEFAULT_FRAME};
+
+/// Default duplicate threshold (cosine), chosen on the evaluation data (README).
+pub const DEFAULT_DUPLICATE_THRESHOLD: f32 = 0.91;
+/// Default grouping cut (average-linkage cosine distance), chosen likewise.
+pub const DEFAULT_MAX_DISTANCE: f32 = 0.10;
+
+/// Where the engine keeps claim embeddings between runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheLocation {
+    /// No cache: every text is embedded afresh.
+    Off,
+    /// `$STANCEMAP_CACHE`, else `cache/` in the models folder.
+    Default,
+    /// This folder.
+    Dir(PathBuf),
+}
+
+/// Which parallel sentences bring Chinese claims next to English ones.
+#[derive(Debug, Clone)]
+pub enum AlignmentSource {
+    /// Compare claims as the encoder places them.
+    Off,
+    /// The built-in `models/align/en-zh.tsv`.
+    Default,
+    /// A TSV file of `en<TAB>zh` pairs, read when the engine is built.
+    File(PathBuf),
+}
+
+/// The parallel sentences and the money-amount bonus, once read.
+struct Alignment {
+    pairs: ParallelPairs,
+    amount_bonus: f32,
+}
+
+/// Options for an [`Engine`]; [`build`](Self::build) checks them all before any
+/// slow work.
+pub struct EngineBuilder {
+    model: Option<PathBuf>,
+    precision: Precision,
+    batch_size: usize,
+    threads: Option<usize>,
+    cache: CacheLocation,
+    target: Option<PathBuf>,
+    scorer: ScorerKind,
+    algorithm: Algorithm,
+    duplicate_threshold: f32,
+    cross_article_only: bool,
+    alignment: AlignmentSource,
+    amount_bonus: f32,
+    observer: Arc<dyn Observer>,
+}
+
+impl Default for EngineBuilder {
+    fn default() -> Self {
+        Self {
+            model: None,
+            precision: Precision::F32,
+            batch_size: 32,
+            threads: None,
+            cache: CacheLocation::Off,
+            target: None,
+            scorer: ScorerKind::Blend,
+            algorithm: Algorithm::Agglomerative(Agglomerative {
+                max_distance: DEFAULT_MAX_DISTANCE,
+            }),
+            duplicate_threshold: DEFAULT_DUPLICATE_THRESHOLD,
+            cross_article_only: false,
+            alignment: AlignmentSource::Default,
+            amount_bonus: align::SHARED_AMOUNT_BONUS,
+            observer: Arc::new(Silent),
+        }
+    }
+}
+
+impl EngineBuilder {
+    /// A local model folder (`config.json`, `tokenizer.json`, `model.safetensors`)
+    /// of the BERT or XLM-R family. Default: multilingual-e5-small, fetched into
+    /// the models folder when missing.
+    pub fn model_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.model = Some(dir.into());
+        self
+    }
+
+    /// Numeric precision of the dense layers (default f32, the reference).
+    pub fn precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+
+    /// Sequences per encoder batch (default 32).
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// Runs the engine's work on a pool of its own with this many threads
+    /// (default: the global rayon pool).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// Where embeddings are cached between runs (default: off).
+    pub fn cache(mut self, cache: CacheLocation) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// A stance target frame file (TOML; see `models/stance/`). Default: China's
+    /// rare-earth position.
+    pub fn target_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.target = Some(path.into());
+        self
+    }
+
+    /// How claims are scored against the frame's examples (default blend).
+    pub fn scorer(mut self, scorer: ScorerKind) -> Self {
+        self.scorer = scorer;
+        self
+    }
+
+    /// How claims are grouped (default: average linkage cut at
+    /// [`DEFAULT_MAX_DISTANCE`]).
+    pub fn grouping(mut self, algorithm: Algorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
+    /// Cosine at or above which two claims are duplicates (default
+    /// [`DEFAULT_DUPLICATE_THRESHOLD`]).
+    pub fn duplicate_threshold(mut self, threshold: f32) -> Self {
+        self.duplicate_threshold = threshold;
+        self
+    }
+
+    /// List only duplicate pairs whose claims come from different articles.
+    pub fn cross_article_only(mut self, yes: bool) -> Self {
+        self.cross_article_only = yes;
+        self
+    }
+
+    /// Which parallel sentences align Chinese with English (default: built in).
+    pub fn alignment(mut self, source: AlignmentSource) -> Self {
+        self.alignment = source;
+        self
+    }
+
+    /// What a money amount named by both claims of an English–Chinese pair adds
+    /// to its score, in [0, 1] (default [`align::SHARED_AMOUNT_BONUS`]).
+    pub fn amount_bonus(mut self, bonus: f32) -> Self {
+        self.amount_bonus = bonus;
+        self
+    }
+
+    /// Receives progress and notices (default: [`Silent`]).
+    pub fn observer(mut self, observer: impl Observer + 'static) -> Self {
+        self.observer = Arc::new(observer);
+        self
+    }
+
+    /// Checks the options, reads the files they name, then loads (or fetches) the
+    /// model and opens the cache: [`check`](Self::check) then
+    /// [`EngineSettings::load`].
+    pub fn build(self) -> Result<Engine> {
+        self.check()?.load()
+    }
+
+    /// Checks every option and reads the files they name (frame, parallel
+    /// sentences), without loading the model: what fails here fails fast.
+    pub fn check(self) -> Result<EngineSettings> {
+        let options = ClusterOptions::new(
+            self.algorithm,
+            self.duplicate_threshold,
+            self.cross_article_only,
+        )?;
+        let at_least_one = |option, n: usize| match n {
+            0 => Err(Error::Invalid {
+                option,
+                why: "must be at least 1".into(),
+            }),
+            _ => Ok(()),
+        };
+        at_least_one("the batch size", self.batch_size)?;
+        at_least_one("the thread count", self.threads.unwrap_or(1))?;
+        let frame = match &self.target {
+            Some(path) => Frame::load(path)?,
+            None => Frame::parse(DEFAULT_FRAME, "built-in frame china-rare-earth")?,
+        };
+        let alignment = self.read_alignment()?;
+        let pool = self
+            .threads
+            .map(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build())
+            .transpose()
+            .map_err(|e| Error::Invalid {
+                option: "the thread count",
+                why: e.to_string(),
+            })?;
+        Ok(EngineSettings {
+            model: self.model,
+            embed: EmbedOptions {
+                precision: self.precision,
+                batch_size: self.batch_size,
+            },
+            pool,
+            cache: self.cache,
+            frame,
+            scorer: self.scorer,
+            options,
+            alignment,
+            observer: self.observer,
+        })
+    }
+
+    fn read_alignment(&self) -> Result<Option<Alignment>> {
+        if !(0.0..=1.0).contains(&self.amount_bonus) {
+            return Err(Error::Invalid {
+                option: "the amount bonus",
+                why: format!("must be between 0 and 1, not {}", self.amount_bonus),
+            });
+        }
+        let pairs = match &self.alignment {
+            AlignmentSource::Off => return Ok(None),
+            AlignmentSource::Default => {
+                ParallelPairs::parse(align::DEFAULT_PAIRS, "built-in models/align/en-zh.tsv")?
+            }
+            AlignmentSource::File(path) => ParallelPairs::load(path)?,
+        };
+        Ok(Some(Alignment {
+            pairs,
+            amount_bonus: self.amount_bonus,
+        }))
+    }
+}
+
+/// Checked options, with the files they name already read: [`load`](Self::load)
+/// is all that is left.
+pub struct EngineSettings {
+    model: Option<PathBuf>,
+    embed: EmbedOptions,
+    pool: Option<rayon::ThreadPool>,
+    cache: CacheLocation,
+    frame: Frame,
+    scorer: ScorerKind,
+    options: ClusterOptions,
+    alignment: Option<Alignment>,
+    observer: Arc<dyn Observer>,
+}
+
+impl EngineSettings {
+    /// Loads (or fetches) the model and opens the cache.
+    pub fn load(self) -> Result<Engine> {
+        let files = model::resolve(self.model.as_deref(), self.observer.as_ref())?;
+        let embedder = Embedder::load(files, self.embed.clone())?;
+        let cache = self.open_cache(&embedder)?;
+        Ok(Engine {
+            embedder: Arc::new(embedder),
+            cache: cache.map(Mutex::new),
+            pool: self.pool,
+            frame: self.frame,
+            scorer: self.scorer,
+            stance: OnceLock::new(),
+            options: self.options,
+            alignment: self.alignment,
+            offset: OnceLock::new(),
+            observer: self.observer,
+        })
+    }
+
+    fn open_cache(&self, embedder: &Embedder) -> Result<Option<EmbeddingCache>> {
+        let dir = match &self.cache {
+            CacheLocation::Off => return Ok(None),
+            CacheLocation::Default => std::env::var_os("STANCEMAP_CACHE")
+                .map_or_else(|| model::models_root().join("cache"), PathBuf::from),
+            CacheLocation::Dir(dir) => dir.clone(),
+        };
+        let precision = embedder.options().precision.to_string();
+        let cache = EmbeddingCache::open(&dir, embedder.model_id(), &precision)?;
+        if let Some(at) = cache.repaired_at() {
+            self.observer.event(&Event::CacheRepaired {
+                path: cache.path().to_path_buf(),
+                at,
+            });
+        }
+        Ok(Some(cache))
+    }
+}
+
+/// A loaded model and the main job's settings: embeds texts, analyses corpora,
+/// lists duplicates and scores stance.
+///
+/// ```
+/// use stancemap::{Corpus, Engine, Role};
+///
+/// let engine = Engine::builder().build()?;
+/// let vectors = engine.embed(&["稀土出口管制", "rare-earth export controls"], Role::Passage)?;
+/// assert_eq!(vectors.shape(), &[2, 384]);
+///
+/// let mut corpus = Corpus::default();
+/// corpus.add_text("a", "Rare earths\nChina controls most rare-earth refining. Pakistan signed a $500 million deal.");
+/// corpus.add_text("b", "稀土\n巴基斯坦与美国签署了价值5亿美元的稀土协议。中国控制着大部分稀土精炼。");
+/// let report = engine.analyse(&corpus)?;
+/// assert_eq!(report.claims.len(), corpus.claims.len());
+/// for group in &report.clusters {
+///     println!("{} claims from {:?}: {}", group.size, group.articles, group.label);
+/// }
+/// # Ok::<(), stancemap::Error>(())
+/// ```
+pub struct Engine {
+    embedder: Arc<Embedder>,
+    cache: Option<Mutex<EmbeddingCache>>,
+    pool: Option<rayon::ThreadPool>,
+    frame: Frame,
+    scorer: ScorerKind,
+    stance: OnceLock<StanceModel>,
+    options: ClusterOptions,
+    alignment: Option<Alignment>,
+    offset: OnceLock<Option<LanguageOffset>>,
+    observer: Arc<dyn Observer>,
+}
+
+impl Engine {
+    /// Options with their defaults; see [`EngineBuilder`].
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// The model's name (its folder name).
+    pub fn model_id(&self) -> &str {
+        self.embedder.model_id()
+    }
+
+    /// Embedding width.
+    pub fn dim(&self) -> usize {
+        self.embedder.dim()
+    }
+
+    /// The precision the encoder runs at.
+    pub fn precision(&self) -> Precision {
+        self.embedder.options().precision
+    }
+
+    /// The stance target.
+    pub fn target(&self) -> &Frame {
+        &self.frame
+    }
+
+    /// The checked grouping and duplicate options.
+    pub fn options(&self) -> &ClusterOptions {
+        &self.options
+    }
+
+    /// Token ids of each text (e5 prefix and special tokens included, never
+    /// truncated: longer texts are embedded in windows).
+    pub fn token_ids(&self, texts: &[&str], role: Role) -> Result<Vec<Vec<u32>>> {
+        Ok(self.embedder.token_ids(texts, role)?)
+    }
+
+    /// Embeds `texts`: one unit-length row each, through the cache when it is on.
+    pub fn embed(&self, texts: &[&str], role: Role) -> Result<Array2<f32>> {
+        let (emb, cached) = self.embed_counted(texts, role)?;
+        if cached > 0 {
+            self.observer.event(&Event::CacheHits {
+                cached,
+                total: texts.len(),
+            });
+        }
+        Ok(emb)
+    }
+
+    /// Groups the corpus's claims, lists duplicates and scores every claim's and
+    /// group's stance toward the target.
+    pub fn analyse(&self, corpus: &Corpus) -> Result<Report> {
+        self.options.grouping.check_rows(corpus.claims.len())?;
+        let emb = self.embed_claims(corpus)?;
+        let offset = self.offset_for(corpus)?;
+        let stance = self.stance_model()?;
+        let model = ModelInfo {
+            id: self.model_id().to_string(),
+            dim: self.dim(),
+            precision: self.precision().to_string(),
+        };
+        self.run(|| pipeline::analyse(corpus, &emb, offset, model, stance, &self.options))
+    }
+
+    /// The corpus's duplicate claim pairs, most similar first.
+    pub fn duplicates(&self, corpus: &Corpus) -> Result<Vec<DuplicateRow>> {
+        let emb = self.embed_claims(corpus)?;
+        let offset = self.offset_for(corpus)?;
+        let pairs = self.run(|| {
+            let cross =
+                offset.and_then(|o| pipeline::cross_lingual(corpus, &emb, o, &self.options));
+            pipeline::duplicates(corpus, &emb, &self.options, cross.as_ref())
+        });
+        Ok(pairs
+            .into_iter()
+            .map(|p| {
+                let (a, b) = (&corpus.claims[p.a], &corpus.claims[p.b]);
+                DuplicateRow {
+                    a: a.id.clone(),
+                    b: b.id.clone(),
+                    similarity: p.similarity,
+                    article_a: a.article.clone(),
+                    article_b: b.article.clone(),
+                    text_a: a.text.clone(),
+                    text_b: b.text.clone(),
+                }
+            })
+            .collect())
+    }
+
+    /// The stance of each text toward the target.
+    pub fn stance(&self, texts: &[&str]) -> Result<Vec<ClaimStance>> {
+        let emb = self.embed(texts, Role::Passage)?;
+        Ok(self.stance_model()?.score(emb.view()))
+    }
+
+    /// The offset that brings Chinese embeddings next to English ones, measured
+    /// once from the parallel sentences (`None` with alignment off).
+    pub fn language_offset(&self) -> Result<Option<&LanguageOffset>> {
+        if let Some(offset) = self.offset.get() {
+            return Ok(offset.as_ref());
+        }
+        let measured = match &self.alignment {
+            Some(alignment) => Some(self.measure_offset(alignment)?),
+            None => None,
+        };
+        Ok(self.offset.get_or_init(|| measured).as_ref())
+    }
+
+    /// The parallel sentences the offset is measured on (an evaluation leaves
+    /// them out).
+    pub fn alignment_sentences(&self) -> HashSet<&str> {
+        self.alignment
+            .as_ref()
+            .map(|a| a.pairs.sentences())
+            .unwrap_or_default()
+    }
+
+    /// The encoder, for the server and the side-by-side benchmark.
+    pub(crate) fn embedder(&self) -> &Arc<Embedder> {
+        &self.embedder
+    }
+
+    /// Where the engine's notices go.
+    pub(crate) fn observer(&self) -> &Arc<dyn Observer> {
+        &self.observer
+    }
+
+    /// Embeds the claims, telling the observer how many came from the cache.
+    fn embed_claims(&self, corpus: &Corpus) -> Result<Array2<f32>> {
+        let texts: Vec<&str> = corpus.claims.iter().map(|c| c.text.as_str()).collect();
+        self.embed(&texts, Role::Passage)
+    }
+
+    /// Embeds through the cache when it is on; also returns how many texts came
+    /// from it.
+    fn embed_counted(&self, texts: &[&str], role: Role) -> Result<(Array2<f32>, usize)> {
+        let observer = self.observer.as_ref();
+        let mut progress = |done, total| observer.event(&Event::Progress { done, total });
+        let result = self.run(|| match &self.cache {
+            Some(cache) => {
+                let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+                cache.embed(&self.embedder, texts, role, &mut progress)
+            }
+            None => Ok((self.embedder.embed(texts, role, &mut progress)?, 0)),
+        });
+        observer.event(&Event::Embedded { texts: texts.len() });
+        result
+    }
+
+    /// The language offset, when the corpus has claims that are not English.
+    fn offset_for(&self, corpus: &Corpus) -> Result<Option<&LanguageOffset>> {
+        if corpus.claims.iter().all(|c| c.lang == Lang::En) {
+            return Ok(None);
+        }
+        self.language_offset()
+    }
+
+    fn measure_offset(&self, alignment: &Alignment) -> Result<LanguageOffset> {
+        let pairs = &alignment.pairs.pairs;
+        let english: Vec<&str> = pairs.iter().map(|(en, _)| en.as_str()).collect();
+        let chinese: Vec<&str> = pairs.iter().map(|(_, zh)| zh.as_str()).collect();
+        let (english, _) = self.embed_counted(&english, Role::Passage)?;
+        let (chinese, _) = self.embed_counted(&chinese, Role::Passage)?;
+        let offset = LanguageOffset::fit(english.view(), chinese.view())
+            .with_amount_bonus(alignment.amount_bonus);
+        self.observer.event(&Event::LanguageOffset {
+            pairs: pairs.len(),
+            translation_floor: offset.translation_floor(),
+            chinese_distance_scale: offset.chinese_distance_scale(),
+        });
+        Ok(offset)
+    }
+
+    /// The stance model, fitted on the frame's examples at first use.
+    fn stance_model(&self) -> Result<&StanceModel> {
+        if let Some(model) = self.stance.get() {
+            return Ok(model);
+        }
+        let (examples, _) = self.embed_counted(&self.frame.example_texts(), Role::Passage)?;
+        let model = StanceModel::fit(self.frame.clone(), examples.view(), self.scorer);
+        Ok(self.stance.get_or_init(|| model))
+    }
+
+    /// Runs `work` on the engine's own pool when it has one.
+    fn run<T: Send>(&self, work: impl FnOnce() -> T + Send) -> T {
+        match &self.pool {
+            Some(pool) => pool.install(work),
+            None => work(),
+        }
+    }
+}

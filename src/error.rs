@@ -1,0 +1,94 @@
+//! The library's one error type: a variant per stage, each naming the file (and
+//! line) where there is one. The binary adds context with anyhow; the library
+//! never prints.
+
+use std::path::{Path, PathBuf};
+
+use crate::align::AlignError;
+use crate::cluster::ClusterError;
+use crate::corpus::CorpusError;
+use crate::embed::EmbedError;
+use crate::input::InputError;
+use crate::model::ModelError;
+use crate::stance::FrameError;
+
+/// Everything that can go wrong in stancemap's library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Locating, fetching or reading the model.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// Tokenizing or running the encoder.
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    /// Reading articles.
+    #[error(transparent)]
+    Corpus(#[from] CorpusError),
+    /// Reading passages to embed or score.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// Reading parallel sentences.
+    #[error(transparent)]
+    Align(#[from] AlignError),
+    /// Grouping parameters or the grouping itself.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// Reading a stance target frame.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// An option out of its range, refused before any work.
+    #[error("{option} {why}")]
+    Invalid { option: &'static str, why: String },
+    /// Reading or writing a file (cache, report, output).
+    #[error("{path}: {what}: {source}")]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    /// A row of a data file (an evaluation set, a workload) that cannot be used.
+    #[error("{path}:{line}: {why}")]
+    Record {
+        path: PathBuf,
+        line: usize,
+        why: String,
+    },
+    /// A data file with nothing usable in it.
+    #[error("{path}: {why}")]
+    Data { path: PathBuf, why: String },
+    /// Another engine (a peer in `bench --against`) answered wrongly or not at all.
+    #[error("{engine}: {why}")]
+    Peer { engine: String, why: String },
+    /// The embeddings server.
+    #[error("server: {0}")]
+    Serve(String),
+}
+
+impl From<candle_core::Error> for Error {
+    fn from(e: candle_core::Error) -> Self {
+        Error::Embed(EmbedError::Encode(e))
+    }
+}
+
+/// `Result` with stancemap's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An I/O error on `path` while doing `what` ("cannot write", ...).
+    pub(crate) fn io(path: &Path, what: &'static str, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            what,
+            source,
+        }
+    }
+
+    /// A bad row `line` (1-based) of `path`.
+    pub(crate) fn record(path: &Path, line: usize, why: impl std::fmt::Display) -> Self {
+        Error::Record {
+            path: path.to_path_buf(),
+            line,
+            why: why.to_string(),
+        }
+    }
+}
