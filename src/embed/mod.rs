@@ -4,13 +4,14 @@
 
 pub mod encoder;
 mod kernels;
+mod linear;
 mod packed;
 mod skinny;
 
 use ndarray::Array2;
 use tokenizers::Tokenizer;
 
-pub use encoder::{Encoder, Packed, Precision};
+pub use encoder::{Encoder, Precision, TokenBatch};
 
 use crate::model::{ModelError, ModelFiles};
 
@@ -152,11 +153,12 @@ impl Embedder {
         let mut done = 0;
         let mut sums = Array2::<f32>::zeros((n, dim));
         for batch in windows.chunks(self.options.batch_size.max(1)) {
-            let packed = Packed::new(&batch.iter().map(|w| w.ids.as_slice()).collect::<Vec<_>>());
+            let tokens =
+                TokenBatch::new(&batch.iter().map(|w| w.ids.as_slice()).collect::<Vec<_>>());
             // On a pool thread, the kernels' parallel loops split work in place; from
             // outside, each of the forward pass's ~100 loops would be handed over
             // and waited for.
-            let pooled = rayon::scope(|_| self.encoder.mean_pooled(&packed))?;
+            let pooled = rayon::scope(|_| self.encoder.mean_pooled(&tokens))?;
             for (w, row) in batch.iter().zip(pooled.chunks_exact(dim)) {
                 let mut sum = sums.row_mut(w.text);
                 sum.iter_mut()

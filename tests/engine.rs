@@ -1,0 +1,124 @@
+//! The library's front door, used as a Rust user would: options checked before
+//! the model loads, events reach the observer, and `Engine::analyse` gives the
+//! report the binary writes.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use stancemap::{Agglomerative, Algorithm, Corpus, Engine, Error, Event, Observer};
+
+/// An observer that keeps every event.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<Event>>>);
+
+impl Observer for Recorder {
+    fn event(&self, event: &Event) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+#[test]
+fn options_are_checked_before_the_model_is_touched() {
+    // A model folder that does not exist: every bad option must be refused first.
+    let builder = || Engine::builder().model_dir("no/such/model");
+    let invalid = |result: Result<Engine, Error>| match result {
+        Err(e @ (Error::Invalid { .. } | Error::Cluster(_))) => e.to_string(),
+        Err(e) => panic!("expected an option error, got: {e}"),
+        Ok(_) => panic!("expected an option error, got an engine"),
+    };
+    let nan = invalid(builder().duplicate_threshold(f32::NAN).build());
+    assert!(nan.contains("duplicate threshold"), "{nan}");
+    let big = invalid(builder().duplicate_threshold(2.0).build());
+    assert!(big.contains("[-1, 1]"), "{big}");
+    invalid(builder().amount_bonus(1.5).build());
+    invalid(builder().batch_size(0).build());
+    invalid(builder().threads(0).build());
+    let cut = invalid(
+        builder()
+            .grouping(Algorithm::Agglomerative(Agglomerative {
+                max_distance: 3.0,
+            }))
+            .build(),
+    );
+    assert!(cut.contains("max_distance"), "{cut}");
+    // Options that pass get as far as the model, which is missing.
+    match builder().check().map(|settings| settings.load()) {
+        Ok(Err(Error::Model(e))) => assert!(e.to_string().contains("no/such/model"), "{e}"),
+        Ok(Err(e)) => panic!("expected a model error, got: {e}"),
+        Ok(Ok(_)) => panic!("a missing model folder loaded"),
+        Err(e) => panic!("valid options refused: {e}"),
+    }
+}
+
+#[test]
+fn analyse_gives_the_report_the_binary_writes_and_tells_the_observer() {
+    let recorder = Recorder::default();
+    let engine = Engine::builder()
+        .observer(recorder.clone())
+        .build()
+        .expect("engine");
+    // Read as the binary below reads it (integration tests run in the crate root).
+    let corpus = Corpus::read(&["seeds/".into()]).expect("seeds");
+    let report = engine.analyse(&corpus).expect("analyse");
+    assert_eq!(report.claims.len(), corpus.claims.len());
+
+    let events = recorder.0.lock().unwrap();
+    let total = events.iter().find_map(|e| match e {
+        Event::Progress { done, total } if done == total => Some(*total),
+        _ => None,
+    });
+    assert!(total.is_some_and(|t| t > 0), "no finished progress");
+    assert!(events.iter().any(|e| matches!(e, Event::Embedded { .. })));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::LanguageOffset { pairs, .. } if *pairs >= 20)),
+        "the seeds mix languages, so the offset is measured"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::stancemap(&[
+        "cluster",
+        "seeds/",
+        "--no-cache",
+        "-o",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let written = std::fs::read_to_string(dir.path().join("report.json")).unwrap();
+    let ours = serde_json::to_string_pretty(&report).unwrap();
+    assert!(
+        ours == written,
+        "Engine::analyse and `stancemap cluster` disagree"
+    );
+}
+
+#[test]
+fn stance_and_duplicates_work_from_the_library() {
+    let engine = Engine::builder().build().expect("engine");
+    let stances = engine
+        .stance(&[
+            "China's export controls show its firm grip on the rare-earth supply chain.",
+            "中国的稀土出口管制彰显其对供应链的掌控。",
+        ])
+        .expect("stance");
+    assert_eq!(stances.len(), 2);
+    for s in &stances {
+        let p = s.probabilities.to_array();
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4, "{p:?}");
+    }
+    let mut corpus = Corpus::default();
+    corpus.add_text(
+        "a",
+        "Deal\nPakistan and the United States signed a $500 million rare-earth deal.",
+    );
+    corpus.add_text("b", "协议\n巴基斯坦与美国签署了价值5亿美元的稀土协议。");
+    let pairs = engine.duplicates(&corpus).expect("duplicates");
+    assert!(
+        pairs
+            .iter()
+            .any(|p| p.article_a != p.article_b && p.similarity >= 0.91),
+        "the same deal in two languages is a duplicate: {pairs:?}"
+    );
+}
