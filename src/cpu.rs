@@ -9,6 +9,8 @@ pub struct CpuInfo {
     pub logical_cores: usize,
     /// SIMD features detected at run time.
     pub features: Vec<&'static str>,
+    /// The kernel path in force (`STANCEMAP_KERNELS` caps it).
+    pub kernels: String,
 }
 
 impl CpuInfo {
@@ -27,6 +29,7 @@ impl CpuInfo {
             model,
             logical_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             features: simd_features(),
+            kernels: crate::embed::isa::features().describe(),
         }
     }
 }
@@ -35,10 +38,11 @@ impl std::fmt::Display for CpuInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} ({} logical cores; {})",
+            "{} ({} logical cores; {}); kernels: {}",
             self.model,
             self.logical_cores,
-            self.features.join(" ")
+            self.features.join(" "),
+            self.kernels
         )
     }
 }

@@ -204,6 +204,10 @@ impl EngineBuilder {
             }),
             _ => Ok(()),
         };
+        crate::embed::isa::check_env().map_err(|why| Error::Invalid {
+            option: "the kernel path",
+            why,
+        })?;
         at_least_one("the batch size", self.batch_size)?;
         at_least_one("the thread count", self.threads.unwrap_or(1))?;
         let frame = match &self.target {

@@ -186,3 +186,17 @@ fn unsupported_output_is_refused() {
     let out = stancemap(&["embed", input.to_str().unwrap(), "-o", "out.csv"]);
     assert_clean_error(&out, "unsupported output type");
 }
+
+#[test]
+fn an_unknown_kernel_path_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "text\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stancemap"))
+        .args(["embed", input.to_str().unwrap(), "-o", "-"])
+        .env("STANCEMAP_KERNELS", "avx9000")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_clean_error(&out, "STANCEMAP_KERNELS=\"avx9000\"");
+}

@@ -185,6 +185,19 @@ fn long_text_is_windowed_not_truncated() {
 /// few-rows path), here checked on any CPU, through the `embed` command.
 #[test]
 fn portable_kernels_match_golden_embeddings() {
+    check_kernel_path(("STANCEMAP_PORTABLE", "1"));
+}
+
+/// With `STANCEMAP_KERNELS=scalar`, every kernel of ours runs its plain-Rust form
+/// (GELU, softmax, the few-rows products), on any CPU.
+#[test]
+fn scalar_kernels_match_golden_embeddings() {
+    check_kernel_path(("STANCEMAP_KERNELS", "scalar"));
+}
+
+/// f32, bf16 and q8 through `stancemap embed` with `env` set, against the golden
+/// passages.
+fn check_kernel_path(env: (&str, &str)) {
     let golden: Vec<GoldenEmbedding> = read_jsonl("embeddings.jsonl");
     let passages: Vec<&GoldenEmbedding> =
         golden.iter().filter(|g| g.prefix == "passage: ").collect();
@@ -201,7 +214,7 @@ fn portable_kernels_match_golden_embeddings() {
         let run = std::process::Command::new(env!("CARGO_BIN_EXE_stancemap"))
             .args(["embed", "--precision", precision, "-o"])
             .args([&output, &input])
-            .env("STANCEMAP_PORTABLE", "1")
+            .env(env.0, env.1)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .output()
             .unwrap();
@@ -226,7 +239,7 @@ fn portable_kernels_match_golden_embeddings() {
                 .sum();
             assert!(
                 cos >= min_cos,
-                "portable {precision}: cosine {cos} for {:?}",
+                "{env:?} {precision}: cosine {cos} for {:?}",
                 g.text
             );
         }

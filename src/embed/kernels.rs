@@ -90,12 +90,12 @@ macro_rules! dispatch {
 
         pub(super) fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
-            if std::is_x86_feature_detected!("avx512f") {
+            if super::isa::features().avx512() {
                 // SAFETY: the CPU supports the features the function was compiled for.
                 return unsafe { $avx512($($arg),*) };
             }
             #[cfg(target_arch = "x86_64")]
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            if super::isa::features().avx2() {
                 // SAFETY: the CPU supports the features the function was compiled for.
                 return unsafe { $avx2($($arg),*) };
             }

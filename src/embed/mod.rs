@@ -3,6 +3,7 @@
 //! normalisation.
 
 pub mod encoder;
+pub(crate) mod isa;
 mod kernels;
 mod linear;
 mod packed;

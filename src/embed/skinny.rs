@@ -197,12 +197,9 @@ fn columns<W: WeightElement>(
     }
 }
 
-/// Whether the CPU has AVX2 and FMA.
+/// Whether AVX2 and FMA may be used (see [`isa`](super::isa)).
 fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    super::isa::features().avx2()
 }
 
 /// Whether a product of `rows` tokens, `inner` inputs and `out` outputs takes this
