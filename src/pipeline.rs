@@ -12,7 +12,7 @@ use crate::neighbours::{pairs_scoring_above, Pair};
 use crate::report::{
     project_2d, ClaimOut, ClusterOut, DuplicateOut, ModelInfo, Report, TargetInfo,
 };
-use crate::stance::{aggregate, StanceModel};
+use crate::stance::{aggregate, ClaimStance, StanceModel};
 
 /// Thresholds of the main job, checked once when made.
 #[derive(Debug, Clone, Copy)]
@@ -84,34 +84,7 @@ pub fn analyse(
             members[*c].push(i);
         }
     }
-    let texts: Vec<Vec<&str>> = members
-        .iter()
-        .map(|m| m.iter().map(|&i| corpus.claims[i].text.as_str()).collect())
-        .collect();
-    let keywords = keywords::Tokenizer::default().cluster_keywords(&texts, 6);
-    let clusters = members
-        .iter()
-        .zip(keywords)
-        .enumerate()
-        .map(|(id, (m, keywords))| {
-            let mut articles: Vec<String> = m
-                .iter()
-                .map(|&i| corpus.claims[i].article.clone())
-                .collect();
-            articles.sort();
-            articles.dedup();
-            let member_stances: Vec<_> = m.iter().map(|&i| claim_stances[i]).collect();
-            ClusterOut {
-                id,
-                size: m.len(),
-                articles,
-                label: corpus.claims[medoid(space, m)].text.clone(),
-                keywords,
-                members: m.iter().map(|&i| corpus.claims[i].id.clone()).collect(),
-                stance: aggregate(&member_stances, &centroid_similarities(space, m)),
-            }
-        })
-        .collect();
+    let clusters = summaries(corpus, &members, space, &claim_stances);
     let duplicates = duplicates(corpus, emb, opts, cross.as_ref())
         .into_iter()
         .map(|p| DuplicateOut {
@@ -145,6 +118,44 @@ pub fn analyse(
         duplicates,
         map: project_2d(space),
     })
+}
+
+/// Each cluster's articles, label (its medoid claim), keywords, members and
+/// stance; `members` are claim rows per cluster, `space` the rows they compare in.
+fn summaries(
+    corpus: &Corpus,
+    members: &[Vec<usize>],
+    space: &Array2<f32>,
+    claim_stances: &[ClaimStance],
+) -> Vec<ClusterOut> {
+    let texts: Vec<Vec<&str>> = members
+        .iter()
+        .map(|m| m.iter().map(|&i| corpus.claims[i].text.as_str()).collect())
+        .collect();
+    let keywords = keywords::Tokenizer::default().cluster_keywords(&texts, 6);
+    members
+        .iter()
+        .zip(keywords)
+        .enumerate()
+        .map(|(id, (m, keywords))| {
+            let mut articles: Vec<String> = m
+                .iter()
+                .map(|&i| corpus.claims[i].article.clone())
+                .collect();
+            articles.sort();
+            articles.dedup();
+            let member_stances: Vec<_> = m.iter().map(|&i| claim_stances[i]).collect();
+            ClusterOut {
+                id,
+                size: m.len(),
+                articles,
+                label: corpus.claims[medoid(space, m)].text.clone(),
+                keywords,
+                members: m.iter().map(|&i| corpus.claims[i].id.clone()).collect(),
+                stance: aggregate(&member_stances, &centroid_similarities(space, m)),
+            }
+        })
+        .collect()
 }
 
 /// How `corpus`'s claims compare across languages (`None` when they share one).

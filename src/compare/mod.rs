@@ -210,12 +210,43 @@ pub fn run(
     }
     let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
     let ids = engine.token_ids(&texts, Role::Passage)?;
-    let tokens: usize = ids.iter().map(Vec::len).sum();
+    let workload = Workload {
+        tokens: ids.iter().map(Vec::len).sum(),
+        texts,
+        ids,
+    };
+    let endpoints = endpoints(engine, peers, opts);
+    let mut runs = throughput_runs(&endpoints, &workload, opts, log)?;
     let query_ids = engine.token_ids(&[crate::bench::QUERY], Role::Passage)?;
-    let (model, precision) = (
-        engine.model_id().to_string(),
-        engine.precision().to_string(),
-    );
+    let mut queries = query_latencies(&endpoints, &query_ids)?;
+    set_ratios(&mut runs, &mut queries, &opts.concurrency);
+    Ok(CompareReport {
+        cpu: CpuInfo::detect(),
+        threads: opts.threads,
+        model: engine.model_id().to_string(),
+        precision: engine.precision().to_string(),
+        workload: opts.workload.display().to_string(),
+        passages: workload.texts.len(),
+        tokens: workload.tokens,
+        batch_size: opts.batch_size,
+        runs,
+        queries,
+    })
+}
+
+/// The passages every engine embeds, with their token ids.
+struct Workload<'a> {
+    texts: Vec<&'a str>,
+    ids: Vec<Vec<u32>>,
+    tokens: usize,
+}
+
+/// stancemap in-process first, then each peer over HTTP.
+fn endpoints(
+    engine: &Engine,
+    peers: &[Peer],
+    opts: &CompareOptions,
+) -> Vec<(String, Box<dyn Endpoint>)> {
     let max_concurrency = opts.concurrency.iter().copied().max().unwrap_or(1);
     let in_process = InProcess(Batcher::start(
         engine.embedder().clone(),
@@ -229,10 +260,10 @@ pub fn run(
         .timeout_connect(Duration::from_secs(5))
         .timeout(Duration::from_secs(600))
         .build();
-    let mut engines: Vec<(String, Box<dyn Endpoint>)> =
+    let mut endpoints: Vec<(String, Box<dyn Endpoint>)> =
         vec![("stancemap".to_string(), Box::new(in_process))];
     for peer in peers {
-        engines.push((
+        endpoints.push((
             peer.name.clone(),
             Box::new(Http {
                 peer: peer.clone(),
@@ -240,19 +271,31 @@ pub fn run(
             }),
         ));
     }
+    endpoints
+}
+
+/// Each endpoint at each concurrency over the whole workload (after one untimed
+/// request), agreement measured against the first endpoint's vectors.
+fn throughput_runs(
+    endpoints: &[(String, Box<dyn Endpoint>)],
+    workload: &Workload,
+    opts: &CompareOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<EngineRun>> {
+    let (texts, ids) = (&workload.texts, &workload.ids);
+    let batch = opts.batch_size.max(1);
     let requests: Vec<std::ops::Range<usize>> = (0..texts.len())
-        .step_by(opts.batch_size.max(1))
-        .map(|s| s..(s + opts.batch_size.max(1)).min(texts.len()))
+        .step_by(batch)
+        .map(|s| s..(s + batch).min(texts.len()))
         .collect();
     let mut reference: Option<Vec<Vec<f32>>> = None;
     let mut runs = Vec::new();
-    for (name, engine) in &engines {
+    for (name, endpoint) in endpoints {
         for &concurrency in &opts.concurrency {
-            // Warm-up, not timed.
             let first = requests[0].clone();
-            engine.embed(&texts[first.clone()], &ids[first])?;
+            endpoint.embed(&texts[first.clone()], &ids[first])?;
             let (seconds, latencies, vectors) =
-                timed(engine.as_ref(), &texts, &ids, &requests, concurrency)?;
+                timed(endpoint.as_ref(), texts, ids, &requests, concurrency)?;
             let reference = reference.get_or_insert_with(|| vectors.clone());
             let (agreement_mean, agreement_min) = agreement(reference, &vectors);
             let run = EngineRun {
@@ -261,7 +304,7 @@ pub fn run(
                 requests: requests.len(),
                 seconds,
                 passages_per_s: texts.len() as f64 / seconds,
-                tokens_per_s: tokens as f64 / seconds,
+                tokens_per_s: workload.tokens as f64 / seconds,
                 p50_ms: percentile(&latencies, 0.50),
                 p99_ms: percentile(&latencies, 0.99),
                 agreement_mean,
@@ -272,14 +315,23 @@ pub fn run(
             runs.push(run);
         }
     }
+    Ok(runs)
+}
+
+/// A short query sent alone to each endpoint, [`QUERY_RUNS`] times after one
+/// untimed.
+fn query_latencies(
+    endpoints: &[(String, Box<dyn Endpoint>)],
+    query_ids: &[Vec<u32>],
+) -> Result<Vec<QueryLatency>> {
     let query = [crate::bench::QUERY];
     let mut queries = Vec::new();
-    for (name, engine) in &engines {
-        engine.embed(&query, &query_ids)?;
+    for (name, endpoint) in endpoints {
+        endpoint.embed(&query, query_ids)?;
         let mut latencies = Vec::with_capacity(QUERY_RUNS);
         for _ in 0..QUERY_RUNS {
             let sent = Instant::now();
-            engine.embed(&query, &query_ids)?;
+            endpoint.embed(&query, query_ids)?;
             latencies.push(sent.elapsed().as_secs_f64() * 1e3);
         }
         queries.push(QueryLatency {
@@ -290,15 +342,20 @@ pub fn run(
             ratio_to_fastest_peer: None,
         });
     }
+    Ok(queries)
+}
+
+/// Each figure over the fastest peer's (per concurrency for throughput).
+fn set_ratios(runs: &mut [EngineRun], queries: &mut [QueryLatency], concurrency: &[usize]) {
     let fastest_peer = queries
         .iter()
         .filter(|q| is_peer(&q.engine))
         .map(|q| q.p50_ms)
         .fold(f64::INFINITY, f64::min);
-    for q in &mut queries {
+    for q in queries.iter_mut() {
         q.ratio_to_fastest_peer = fastest_peer.is_finite().then(|| q.p50_ms / fastest_peer);
     }
-    for &c in &opts.concurrency {
+    for &c in concurrency {
         let fastest_peer = runs
             .iter()
             .filter(|r| r.concurrency == c && is_peer(&r.engine))
@@ -308,18 +365,6 @@ pub fn run(
             r.ratio_to_fastest_peer = (fastest_peer > 0.0).then(|| r.tokens_per_s / fastest_peer);
         }
     }
-    Ok(CompareReport {
-        cpu: CpuInfo::detect(),
-        threads: opts.threads,
-        model,
-        precision,
-        workload: opts.workload.display().to_string(),
-        passages: texts.len(),
-        tokens,
-        batch_size: opts.batch_size,
-        runs,
-        queries,
-    })
 }
 
 /// Whether an engine is a peer: not stancemap in-process, nor an endpoint named

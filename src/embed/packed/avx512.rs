@@ -83,7 +83,7 @@ pub(super) unsafe fn round_u8(row: &[f32], bytes: &mut [u8]) -> (f32, i32) {
     }
     // `as u8` saturates: values a rounding step outside 0..=255 land on the ends.
     for (b, &v) in bytes[whole..].iter_mut().zip(&row[whole..]) {
-        *b = (v * inv + zero + 0.5) as u8;
+        *b = v.mul_add(inv, zero + 0.5) as u8;
     }
     (scale, zero as i32)
 }
