@@ -62,7 +62,7 @@ pub enum ClusterError {
     TooSmall { what: &'static str, got: usize },
     #[error(
         "average linkage over {rows} claims needs {gib:.1} GiB for its distance matrix \
-         (the limit is {MAX_LINKAGE_GIB} GiB); use --algorithm dbscan for a corpus this large"
+         (the limit is {MAX_LINKAGE_GIB} GiB); group a corpus this large with DBSCAN"
     )]
     TooLarge { rows: usize, gib: f64 },
 }

@@ -24,8 +24,8 @@ pub enum ModelError {
         source: std::io::Error,
     },
     #[error(
-        "model folder {dir} has no {file}: pass --model DIR with config.json, tokenizer.json \
-         and model.safetensors, or run `stancemap model fetch`"
+        "model folder {dir} has no {file}: a model folder holds config.json, tokenizer.json \
+         and model.safetensors (`stancemap model fetch` fetches the default one)"
     )]
     MissingFile { dir: PathBuf, file: &'static str },
     #[error("{path}: not a usable BERT/XLM-R config: {why}")]
@@ -143,8 +143,8 @@ impl ModelFiles {
     pub fn open(dir: &Path) -> Result<Self, ModelError> {
         if !dir.is_dir() {
             return Err(ModelError::Fetch(format!(
-                "model folder {} does not exist: pass an existing folder to --model, or run \
-                 `stancemap model fetch`",
+                "model folder {} does not exist (`stancemap model fetch` fetches the default \
+                 model)",
                 dir.display()
             )));
         }
