@@ -88,6 +88,8 @@ fn decode<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str, InputError> {
             offset,
         });
     }
+    // A UTF-8 byte-order mark is no part of the first passage.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     std::str::from_utf8(bytes).map_err(|e| {
         let offset = e.valid_up_to();
         let line = 1 + bytes[..offset].iter().filter(|&&b| b == b'\n').count();

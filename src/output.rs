@@ -1,28 +1,79 @@
-//! Writing embeddings: `.jsonl` (`{"id", "embedding"}` per line, `-` for stdout)
-//! or `.npy` (float32, `n × dim`, readable by numpy).
+//! Writing results: embeddings as `.jsonl` (`{"id", "embedding"}` per line, `-`
+//! for stdout) or `.npy` (float32, `n × dim`, readable by numpy), JSON lines, and
+//! any file atomically: written to a temporary file in the same folder, flushed,
+//! then renamed over the target, so a failed run leaves the previous file or none,
+//! never a truncated one. Outputs are checked before any work.
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use ndarray::Array2;
+use ndarray_npy::WriteNpyExt;
 
 use crate::error::{Error, Result};
 
-/// Whether `path` names an output [`write_embeddings`] can write (checked before
-/// any work).
+/// Whether `path` names an output [`write_embeddings`] can write and the folder
+/// it goes to can be written (checked before any work).
 pub fn check_embeddings_path(path: &Path) -> Result<()> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    if path.as_os_str() == "-" || matches!(ext, "npy" | "jsonl" | "ndjson") {
-        Ok(())
-    } else {
-        Err(Error::Invalid {
+    if path.as_os_str() != "-" && !matches!(ext, "npy" | "jsonl" | "ndjson") {
+        return Err(Error::Invalid {
             option: "the output",
             why: format!(
                 "{}: unsupported output type; use .npy, .jsonl or - (stdout)",
                 path.display()
             ),
-        })
+        });
     }
+    check_file(path)
+}
+
+/// Checks that `path` (or `-`, stdout) can be written: not a folder, in a folder
+/// that exists or can be made, and that takes new files.
+pub fn check_file(path: &Path) -> Result<()> {
+    if path.as_os_str() == "-" {
+        return Ok(());
+    }
+    if path.is_dir() {
+        return Err(Error::Invalid {
+            option: "the output",
+            why: format!("{} is a folder; name a file", path.display()),
+        });
+    }
+    check_dir(folder_of(path))
+}
+
+/// Checks that `dir` is a folder, or can be made one, that takes new files
+/// (making it if needed).
+pub fn check_dir(dir: &Path) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::Invalid {
+            option: "the output",
+            why: format!("{} is a file, not a folder", dir.display()),
+        });
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "cannot create", e))?;
+    tempfile::tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| Error::io(dir, "cannot write there", e))
+}
+
+/// Writes `path` through `write`, atomically (see the module docs).
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    let dir = folder_of(path);
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "cannot create", e))?;
+    let fail = |e| Error::io(path, "cannot write", e);
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    {
+        let mut out = BufWriter::new(file.as_file_mut());
+        write(&mut out).and_then(|()| out.flush()).map_err(fail)?;
+    }
+    file.as_file().sync_data().map_err(fail)?;
+    file.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
 }
 
 /// Writes `embeddings` (one row per id) to `path`, in the format its extension names.
@@ -30,47 +81,51 @@ pub fn write_embeddings(path: &Path, ids: &[String], embeddings: &Array2<f32>) -
     assert_eq!(ids.len(), embeddings.nrows(), "one id per row");
     check_embeddings_path(path)?;
     if path.as_os_str() == "-" {
-        let stdout = Path::new("stdout");
-        return write_jsonl(std::io::stdout().lock(), ids, embeddings)
-            .map_err(|e| Error::io(stdout, "cannot write", e));
+        return to_stdout(|out| write_jsonl(out, ids, embeddings));
     }
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, "cannot create", e))?;
-    }
-    let written = if path.extension().is_some_and(|e| e == "npy") {
-        ndarray_npy::write_npy(path, embeddings).map_err(std::io::Error::other)
+    if path.extension().is_some_and(|e| e == "npy") {
+        write_atomically(path, |out| {
+            embeddings.write_npy(out).map_err(std::io::Error::other)
+        })
     } else {
-        std::fs::File::create(path)
-            .and_then(|file| write_jsonl(BufWriter::new(file), ids, embeddings))
-    };
-    written.map_err(|e| Error::io(path, "cannot write", e))
-}
-
-fn write_jsonl(
-    mut out: impl Write,
-    ids: &[String],
-    embeddings: &Array2<f32>,
-) -> std::io::Result<()> {
-    for (id, row) in ids.iter().zip(embeddings.rows()) {
-        let line = serde_json::json!({"id": id, "embedding": row.to_vec()});
-        writeln!(out, "{line}")?;
+        write_atomically(path, |out| write_jsonl(out, ids, embeddings))
     }
-    out.flush()
 }
 
 /// Writes `rows` as JSON lines to `path`, or to stdout when `path` is `-`.
 pub fn write_json_lines<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<()> {
-    let mut text = String::new();
-    for row in rows {
-        text.push_str(&serde_json::to_string(row).expect("rows serialise"));
-        text.push('\n');
-    }
+    let write = |out: &mut dyn Write| -> std::io::Result<()> {
+        for row in rows {
+            serde_json::to_writer(&mut *out, row)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    };
     if path.as_os_str() == "-" {
-        let mut stdout = std::io::stdout().lock();
-        return stdout
-            .write_all(text.as_bytes())
-            .and_then(|()| stdout.flush())
-            .map_err(|e| Error::io(Path::new("stdout"), "cannot write", e));
+        to_stdout(write)
+    } else {
+        write_atomically(path, write)
     }
-    std::fs::write(path, text).map_err(|e| Error::io(path, "cannot write", e))
+}
+
+fn to_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    write(&mut out)
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io(Path::new("stdout"), "cannot write", e))
+}
+
+fn write_jsonl(out: &mut dyn Write, ids: &[String], embeddings: &Array2<f32>) -> std::io::Result<()> {
+    for (id, row) in ids.iter().zip(embeddings.rows()) {
+        let line = serde_json::json!({"id": id, "embedding": row.to_vec()});
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+/// The folder a file goes to (`.` for a bare name).
+fn folder_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }

@@ -9,7 +9,7 @@ use ndarray::{Array1, Array2, Axis};
 use serde::Serialize;
 
 use crate::corpus::{Article, Claim};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::stance::{ClaimStance, ClusterStance, Label};
 
 /// Everything `stancemap cluster` found.
@@ -122,12 +122,11 @@ pub fn project_2d(x: &Array2<f32>) -> Vec<[f32; 2]> {
 }
 
 impl Report {
-    /// Writes report.json, report.md and report.html into `dir`.
+    /// Writes report.json, report.md and report.html into `dir`, each atomically
+    /// (a failed write leaves the previous file).
     pub fn write(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "cannot create", e))?;
         let write = |name: &str, body: String| {
-            let path = dir.join(name);
-            std::fs::write(&path, body).map_err(|e| Error::io(&path, "cannot write", e))
+            crate::output::write_atomically(&dir.join(name), |out| out.write_all(body.as_bytes()))
         };
         write(
             "report.json",
@@ -177,10 +176,10 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {:?} |",
-                a.id,
-                a.title.replace('|', "\\|"),
-                a.source.as_deref().unwrap_or(""),
-                a.date.as_deref().unwrap_or(""),
+                md_cell(&a.id),
+                md_cell(&a.title),
+                md_cell(a.source.as_deref().unwrap_or("")),
+                md_cell(a.date.as_deref().unwrap_or("")),
                 a.lang
             );
         }
@@ -190,11 +189,11 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
                 md,
                 "\n### {}. {}\n\n{} claims from {} articles ({}). Keywords: {}.\n\nStance: **{}** ({:.2}; supports {:.2}, challenges {:.2}, neutral {:.2}){}.\n\n",
                 c.id,
-                c.label,
+                md_text(&c.label),
                 c.size,
                 c.articles.len(),
-                c.articles.join(", "),
-                c.keywords.join(", "),
+                md_text(&c.articles.join(", ")),
+                md_text(&c.keywords.join(", ")),
                 c.stance.label,
                 c.stance.confidence,
                 c.stance.distribution.supports,
@@ -208,10 +207,10 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
                     md,
                     "- `{}` ({}) [{} {:.2}]: {}",
                     out.claim.id,
-                    out.claim.article,
+                    md_text(&out.claim.article),
                     out.stance.label,
                     out.stance.score,
-                    out.claim.text
+                    md_text(&out.claim.text)
                 );
             }
         }
@@ -224,8 +223,8 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
                     d.a,
                     d.b,
                     d.similarity,
-                    self.claim(&d.a).claim.text.replace('|', "\\|"),
-                    self.claim(&d.b).claim.text.replace('|', "\\|")
+                    md_cell(&self.claim(&d.a).claim.text),
+                    md_cell(&self.claim(&d.b).claim.text)
                 );
             }
         }
@@ -334,6 +333,19 @@ body{{font-family:system-ui,sans-serif;margin:24px;color:#222}} li{{margin:4px 0
 }
 
 /// Text made safe inside HTML or SVG markup and attributes.
+/// Article text in Markdown: HTML-significant characters escaped, so a renderer
+/// shows `<script>` as text instead of running it.
+fn md_text(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// [`md_text`] inside a table cell, where `|` would end the cell.
+fn md_cell(s: &str) -> String {
+    md_text(s).replace('|', "\\|")
+}
+
 pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")

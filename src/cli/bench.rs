@@ -2,12 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 
 use stancemap::bench::{self, BenchOptions};
 use stancemap::compare::{self, CompareOptions, Peer};
-use stancemap::{cpu, model, Precision};
+use stancemap::{cpu, model, output, Precision};
 
 use super::args::EngineArgs;
 use super::progress::Terminal;
@@ -51,6 +51,10 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    output::check_file(&args.json)?;
+    if !args.against.is_empty() {
+        output::check_file(&args.chart)?;
+    }
     eprintln!("CPU: {}", cpu::CpuInfo::detect());
     if !args.against.is_empty() {
         return run_against(args);
@@ -96,5 +100,5 @@ fn run_against(args: BenchArgs) -> Result<()> {
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).with_context(|| format!("{}: cannot write", path.display()))
+    Ok(output::write_atomically(path, |out| out.write_all(text.as_bytes()))?)
 }

@@ -6,10 +6,10 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 
-use stancemap::Corpus;
+use stancemap::{output, Corpus};
 
 use super::args::{AlignArgs, EngineArgs, GroupingArgs, StanceArgs};
-use super::say_skipped;
+use super::say_warnings;
 
 /// Read articles, split claims, find duplicates and groups, score their stance,
 /// write report.json, report.md and report.html.
@@ -38,8 +38,9 @@ pub fn run(args: ClusterArgs) -> Result<()> {
         .stance
         .apply(args.align.apply(args.grouping.apply(builder)))
         .check()?;
+    output::check_dir(&args.output)?;
     let corpus = Corpus::read(&args.inputs)?;
-    say_skipped(&corpus);
+    say_warnings(&corpus);
     eprintln!(
         "stancemap: {} articles, {} claims",
         corpus.articles.len(),

@@ -8,7 +8,7 @@ use clap::Args;
 use stancemap::{output, Corpus};
 
 use super::args::{AlignArgs, EngineArgs, GroupingArgs};
-use super::say_skipped;
+use super::say_warnings;
 
 /// List duplicate claim pairs (cross-lingual ones included) as JSONL.
 #[derive(Args)]
@@ -33,8 +33,9 @@ pub fn run(args: DedupArgs) -> Result<()> {
         .align
         .apply(args.grouping.apply(args.engine.builder()))
         .check()?;
+    output::check_file(&args.output)?;
     let corpus = Corpus::read(&args.inputs)?;
-    say_skipped(&corpus);
+    say_warnings(&corpus);
     eprintln!(
         "stancemap: {} articles, {} claims",
         corpus.articles.len(),

@@ -107,12 +107,9 @@ fn set_threads(threads: usize) {
         .build_global();
 }
 
-/// Tells the user which files inside the folders read were skipped.
-fn say_skipped(corpus: &stancemap::Corpus) {
-    for path in &corpus.skipped {
-        eprintln!(
-            "stancemap: skipping {} (not .txt .md .jsonl .csv)",
-            path.display()
-        );
+/// Tells the user what reading the corpus passed over or changed.
+fn say_warnings(corpus: &stancemap::Corpus) {
+    for warning in &corpus.warnings {
+        eprintln!("stancemap: warning: {warning}");
     }
 }

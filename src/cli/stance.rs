@@ -29,6 +29,7 @@ pub struct StanceCommandArgs {
 
 pub fn run(args: StanceCommandArgs) -> Result<()> {
     let settings = args.stance.apply(args.engine.builder()).check()?;
+    output::check_file(&args.output)?;
     let passages = input::read_all(&args.files)?;
     let engine = settings.load()?;
     let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();

@@ -9,6 +9,7 @@
 
 pub mod segment;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -91,6 +92,8 @@ pub enum CorpusError {
     },
     #[error("{0}: no articles found (supported: .txt .md .jsonl .csv)")]
     Empty(PathBuf),
+    #[error("{0}: no claims found (the articles are empty, or only boilerplate)")]
+    NoClaims(PathBuf),
 }
 
 /// Articles and their claims, in input order.
@@ -98,22 +101,29 @@ pub enum CorpusError {
 pub struct Corpus {
     pub articles: Vec<Article>,
     pub claims: Vec<Claim>,
-    /// Files inside the folders read that are not of a supported type (not read).
-    pub skipped: Vec<PathBuf>,
+    /// What the reading passed over or changed, one line each: files of other
+    /// types, links back to a folder already read, empty articles, article ids
+    /// used twice (the later article gets `id~2`, `id~3`, …).
+    pub warnings: Vec<String>,
+    ids: HashSet<String>,
 }
 
 impl Corpus {
-    /// Reads every input (files, or folders walked in name order) and splits
-    /// claims. Files of other types inside folders are listed in
-    /// [`skipped`](Self::skipped).
+    /// Reads every input (files, or folders walked in name order, each real file
+    /// and folder once) and splits claims. What was passed over is in
+    /// [`warnings`](Self::warnings); a corpus without a claim is an error.
     pub fn read(inputs: &[PathBuf]) -> Result<Corpus, CorpusError> {
         let mut corpus = Corpus::default();
+        let mut seen = HashSet::new();
         for input in inputs {
-            corpus.read_input(input)?;
+            corpus.read_input(input, &mut seen)?;
         }
+        let first = inputs.first().cloned().unwrap_or_default();
         if corpus.articles.is_empty() {
-            let first = inputs.first().cloned().unwrap_or_default();
             return Err(CorpusError::Empty(first));
+        }
+        if corpus.claims.is_empty() {
+            return Err(CorpusError::NoClaims(first));
         }
         Ok(corpus)
     }
@@ -128,9 +138,13 @@ impl Corpus {
         ));
     }
 
-    fn read_input(&mut self, input: &Path) -> Result<(), CorpusError> {
+    fn read_input(
+        &mut self,
+        input: &Path,
+        seen: &mut HashSet<PathBuf>,
+    ) -> Result<(), CorpusError> {
         let files = if input.is_dir() {
-            let found = walk(input, &mut self.skipped)?;
+            let found = walk(input, seen, &mut self.warnings)?;
             if found.is_empty() {
                 return Err(CorpusError::Empty(input.to_path_buf()));
             }
@@ -139,15 +153,36 @@ impl Corpus {
             vec![input.to_path_buf()]
         };
         for file in files {
-            for article in read_file(&file)? {
+            for article in read_file(&file, &mut self.warnings)? {
                 self.add(article);
             }
         }
         Ok(())
     }
 
-    /// Adds an article and its claims (title first, then the body's).
-    pub fn add(&mut self, article: Article) {
+    /// An id no article has yet: `id`, else `id~2`, `id~3`, … (with a warning).
+    fn unique_id(&mut self, article: &Article) -> String {
+        let mut id = article.id.clone();
+        let mut n = 1;
+        while self.ids.contains(&id) {
+            n += 1;
+            id = format!("{}~{n}", article.id);
+        }
+        if n > 1 {
+            self.warnings.push(format!(
+                "{}: article id {:?} is already used; this article is {id:?}",
+                article.path, article.id
+            ));
+        }
+        self.ids.insert(id.clone());
+        id
+    }
+
+    /// Adds an article and its claims (title first, then the body's), under an id
+    /// no other article has.
+    pub fn add(&mut self, mut article: Article) {
+        article.id = self.unique_id(&article);
+        let before = self.claims.len();
         let mut spans = Vec::new();
         let body_start = article.title_span().map_or(0, |(range, body_start)| {
             spans.push(segment::Span {
@@ -170,6 +205,12 @@ impl Corpus {
                 end: span.range.end,
             });
         }
+        if self.claims.len() == before {
+            self.warnings.push(format!(
+                "{}: no claims (the article is empty, or only boilerplate)",
+                article.path
+            ));
+        }
         self.articles.push(article);
     }
 }
@@ -189,8 +230,24 @@ impl Article {
     }
 }
 
-/// The supported files under `dir`, in name order; others go to `skipped`.
-fn walk(dir: &Path, skipped: &mut Vec<PathBuf>) -> Result<Vec<PathBuf>, CorpusError> {
+/// The supported files under `dir`, in name order, each real path once (`seen`
+/// holds the canonical paths read so far); what is passed over goes to `warnings`.
+fn walk(
+    dir: &Path,
+    seen: &mut HashSet<PathBuf>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<PathBuf>, CorpusError> {
+    let real = std::fs::canonicalize(dir).map_err(|source| CorpusError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    if !seen.insert(real) {
+        warnings.push(format!(
+            "skipping {}: a folder already read (a link loop?)",
+            dir.display()
+        ));
+        return Ok(Vec::new());
+    }
     let io = |source| CorpusError::Io {
         path: dir.to_path_buf(),
         source,
@@ -204,14 +261,25 @@ fn walk(dir: &Path, skipped: &mut Vec<PathBuf>) -> Result<Vec<PathBuf>, CorpusEr
     let mut files = Vec::new();
     for path in entries {
         if path.is_dir() {
-            files.extend(walk(&path, skipped)?);
+            files.extend(walk(&path, seen, warnings)?);
         } else if matches!(extension(&path).as_str(), "txt" | "md" | "jsonl" | "csv") {
-            files.push(path);
+            let real = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            if seen.insert(real) {
+                files.push(path);
+            } else {
+                warnings.push(format!(
+                    "skipping {}: a file already read under another name",
+                    path.display()
+                ));
+            }
         } else if !path
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with('.'))
         {
-            skipped.push(path);
+            warnings.push(format!(
+                "skipping {} (not .txt .md .jsonl .csv)",
+                path.display()
+            ));
         }
     }
     Ok(files)
@@ -223,13 +291,14 @@ fn extension(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Reads one file into articles.
-pub fn read_file(path: &Path) -> Result<Vec<Article>, CorpusError> {
+/// Reads one file into articles; a decoding warning goes to `warnings`.
+pub fn read_file(path: &Path, warnings: &mut Vec<String>) -> Result<Vec<Article>, CorpusError> {
     let bytes = std::fs::read(path).map_err(|source| CorpusError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let text = decode(path, &bytes)?;
+    let Decoded { text, warning } = decode(path, &bytes)?;
+    warnings.extend(warning);
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -256,16 +325,33 @@ fn check_size(path: &Path, size: usize) -> Result<(), CorpusError> {
     Ok(())
 }
 
-/// Decodes bytes: a BOM decides; else UTF-8 when valid; else the detected encoding.
-pub fn decode(path: &Path, bytes: &[u8]) -> Result<String, CorpusError> {
-    if let Some((encoding, bom)) = encoding_rs::Encoding::for_bom(bytes) {
-        return Ok(encoding
-            .decode_without_bom_handling(&bytes[bom..])
-            .0
-            .into_owned());
+/// Decoded text, with a warning when bytes had to be replaced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub text: String,
+    pub warning: Option<String>,
+}
+
+impl Decoded {
+    fn clean(text: String) -> Self {
+        Decoded {
+            text,
+            warning: None,
+        }
     }
-    if let Some(utf16) = utf16_without_bom(bytes) {
-        return Ok(utf16.decode_without_bom_handling(bytes).0.into_owned());
+}
+
+/// Decodes bytes: a BOM decides; else UTF-16 when the bytes read as UTF-16 text;
+/// else UTF-8 when valid, or when nearly valid (the bad bytes become U+FFFD and
+/// the warning names the first one's line and offset); else the detected legacy
+/// encoding (GBK, Big5, …).
+pub fn decode(path: &Path, bytes: &[u8]) -> Result<Decoded, CorpusError> {
+    if let Some((encoding, bom)) = encoding_rs::Encoding::for_bom(bytes) {
+        let text = encoding.decode_without_bom_handling(&bytes[bom..]).0;
+        return Ok(Decoded::clean(text.into_owned()));
+    }
+    if let Some(text) = utf16_without_bom(bytes) {
+        return Ok(Decoded::clean(text));
     }
     if bytes.iter().take(1 << 16).any(|&b| b == 0) {
         return Err(CorpusError::Binary {
@@ -273,37 +359,69 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<String, CorpusError> {
         });
     }
     if let Ok(text) = std::str::from_utf8(bytes) {
-        return Ok(text.to_string());
+        return Ok(Decoded::clean(text.to_string()));
+    }
+    if let Some(decoded) = nearly_utf8(path, bytes) {
+        return Ok(decoded);
     }
     let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
     detector.feed(bytes, true);
     let encoding = detector.guess(None, chardetng::Utf8Detection::Allow);
     let (text, _, _) = encoding.decode(bytes);
-    Ok(text.into_owned())
+    Ok(Decoded::clean(text.into_owned()))
 }
 
-/// UTF-16 without a BOM: NULs in every other byte of mostly-ASCII text.
-fn utf16_without_bom(bytes: &[u8]) -> Option<&'static encoding_rs::Encoding> {
-    let sample = &bytes[..bytes.len().min(4096) & !1];
-    if sample.len() < 4 {
+/// UTF-8 with a few bad bytes: at least 20 valid multi-byte characters for each
+/// bad sequence (text in a legacy encoding has few valid ones by chance).
+fn nearly_utf8(path: &Path, bytes: &[u8]) -> Option<Decoded> {
+    let (mut valid, mut bad, mut first_bad) = (0usize, 0usize, None);
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match std::str::from_utf8(rest) {
+            Ok(text) => {
+                valid += text.chars().filter(|c| c.len_utf8() > 1).count();
+                break;
+            }
+            Err(e) => {
+                let (good, after) = rest.split_at(e.valid_up_to());
+                valid += std::str::from_utf8(good)
+                    .map_or(0, |t| t.chars().filter(|c| c.len_utf8() > 1).count());
+                first_bad.get_or_insert(bytes.len() - rest.len() + e.valid_up_to());
+                bad += 1;
+                rest = &after[e.error_len().unwrap_or(after.len())..];
+            }
+        }
+    }
+    let offset = first_bad?;
+    if valid < 20 * bad {
         return None;
     }
-    let zeros_at = |parity: usize| {
-        sample
-            .iter()
-            .skip(parity)
-            .step_by(2)
-            .filter(|&&b| b == 0)
-            .count()
-    };
-    let half = sample.len() / 2;
-    if zeros_at(1) * 10 >= half * 3 && zeros_at(0) == 0 {
-        Some(encoding_rs::UTF_16LE)
-    } else if zeros_at(0) * 10 >= half * 3 && zeros_at(1) == 0 {
-        Some(encoding_rs::UTF_16BE)
-    } else {
-        None
+    let line = 1 + bytes[..offset].iter().filter(|&&b| b == b'\n').count();
+    Some(Decoded {
+        text: String::from_utf8_lossy(bytes).into_owned(),
+        warning: Some(format!(
+            "{}:{line}: {bad} invalid UTF-8 sequence(s), the first at byte {offset}; \
+             replaced with U+FFFD",
+            path.display()
+        )),
+    })
+}
+
+/// UTF-16 without a BOM: the byte order (if either) in which the bytes decode
+/// without error into text with no control characters but line breaks and tabs.
+fn utf16_without_bom(bytes: &[u8]) -> Option<String> {
+    if bytes.len() < 4 || bytes.len() % 2 != 0 || !bytes.contains(&0) {
+        return None;
     }
+    [encoding_rs::UTF_16LE, encoding_rs::UTF_16BE]
+        .into_iter()
+        .find_map(|encoding| {
+            let (text, had_errors) = encoding.decode_without_bom_handling(bytes);
+            let text_like = text
+                .chars()
+                .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'));
+            (!had_errors && text_like).then(|| text.into_owned())
+        })
 }
 
 /// A plain-text article in the seed format: leading `Workflow`-style lines
@@ -314,7 +432,8 @@ fn plain_article(id: String, path: String, text: String) -> Article {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !is_boilerplate(l));
-    let first = lines.next().unwrap_or_default();
+    // A Markdown title (`# Title`) is the title without its marks.
+    let first = segment::heading_text(lines.next().unwrap_or_default());
     let is_title = first.chars().count() <= 80 && !first.ends_with(['。', '.', '；']);
     // Without a title line, the opening words stand in (and stay in the body).
     let title = if is_title {
@@ -368,7 +487,9 @@ fn is_boilerplate(line: &str) -> bool {
         || line.contains("ICP备")
         || line.contains("公网安备")
         || line.contains("如有版权问题")
-        || line.contains("All Rights Reserved")
+        || line.starts_with("免责声明")
+        || line.starts_with("版权所有")
+        || line.to_ascii_lowercase().contains("all rights reserved")
 }
 
 #[derive(serde::Deserialize)]
@@ -512,16 +633,16 @@ mod tests {
     fn gbk_and_utf16_are_detected() {
         let text = "中国商务部公告扩展稀土管制，将五种元素新增至限制名单。";
         let (gbk, _, _) = encoding_rs::GBK.encode(text);
-        assert_eq!(decode(Path::new("a.txt"), &gbk).unwrap(), text);
+        assert_eq!(decode(Path::new("a.txt"), &gbk).unwrap().text, text);
         let mut utf16: Vec<u8> = vec![0xFF, 0xFE];
         utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
-        assert_eq!(decode(Path::new("b.txt"), &utf16).unwrap(), text);
+        assert_eq!(decode(Path::new("b.txt"), &utf16).unwrap().text, text);
         let ascii16: Vec<u8> = "plain English text here"
             .encode_utf16()
             .flat_map(u16::to_le_bytes)
             .collect();
         assert_eq!(
-            decode(Path::new("c.txt"), &ascii16).unwrap(),
+            decode(Path::new("c.txt"), &ascii16).unwrap().text,
             "plain English text here"
         );
     }

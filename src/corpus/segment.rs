@@ -26,6 +26,10 @@ pub struct Span {
 pub fn claims(text: &str, base: usize) -> Vec<Span> {
     let mut out = Vec::new();
     for (line_start, line) in lines_with_offsets(text) {
+        // A Markdown heading (`## Section`) is context for what follows, not a claim.
+        if heading_text(line) != line.trim() {
+            continue;
+        }
         for piece in bullet_pieces(line) {
             let piece_start = line_start + piece.start;
             let body = strip_header(&line[piece.clone()], piece.end < line.len());
@@ -42,6 +46,17 @@ pub fn claims(text: &str, base: usize) -> Vec<Span> {
         }
     }
     out
+}
+
+/// The text of a Markdown ATX heading (`#` to `######`, then a space) without its
+/// marks; any other line as it is, trimmed.
+pub fn heading_text(line: &str) -> &str {
+    let line = line.trim();
+    let marks = line.len() - line.trim_start_matches('#').len();
+    match line[marks..].strip_prefix(' ') {
+        Some(rest) if (1..=6).contains(&marks) => rest.trim(),
+        _ => line,
+    }
 }
 
 fn lines_with_offsets(text: &str) -> impl Iterator<Item = (usize, &str)> {
