@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use ndarray::Array2;
 
 use crate::align::{self, LanguageOffset, ParallelPairs};
-use crate::cache::EmbeddingCache;
+use crate::cache::{self, EmbeddingCache};
 use crate::cluster::{Agglomerative, Algorithm};
 use crate::corpus::{Corpus, Lang};
 use crate::embed::{EmbedOptions, Embedder, Precision, Role};
@@ -301,12 +301,23 @@ impl EngineSettings {
                 .map_or_else(|| model::models_root().join("cache"), PathBuf::from),
             CacheLocation::Dir(dir) => dir.clone(),
         };
-        let precision = embedder.options().precision.to_string();
-        let cache = EmbeddingCache::open(&dir, embedder.model_id(), &precision)?;
-        if let Some(at) = cache.repaired_at() {
+        let files = embedder.files();
+        let config = files.dir.join("config.json");
+        let mut identity = vec![config.as_path(), &files.tokenizer, &files.weights];
+        if embedder.options().precision == Precision::Q4 {
+            identity.extend(files.q4_weights.as_deref());
+        }
+        let fingerprint = cache::fingerprint(
+            &identity,
+            &embedder.options().precision.to_string(),
+            &crate::embed::isa::features().describe(),
+        )?;
+        let cache = EmbeddingCache::open(&dir, embedder.model_id(), &fingerprint, embedder.dim())?;
+        if let Some(repair) = cache.repaired() {
             self.observer.event(&Event::CacheRepaired {
                 path: cache.path().to_path_buf(),
-                at,
+                skipped_bytes: repair.skipped_bytes,
+                cut_at: repair.cut_at,
             });
         }
         Ok(Some(cache))

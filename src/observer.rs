@@ -23,8 +23,13 @@ pub enum Event {
     Embedded { texts: usize },
     /// `cached` of `total` texts came from the embedding cache.
     CacheHits { cached: usize, total: usize },
-    /// The cache file ended in a torn record, cut off at byte `at`.
-    CacheRepaired { path: PathBuf, at: usize },
+    /// The cache file had damaged records (passed over; those texts are embedded
+    /// again) or ended in a torn one (cut off at byte `cut_at`).
+    CacheRepaired {
+        path: PathBuf,
+        skipped_bytes: usize,
+        cut_at: Option<usize>,
+    },
     /// The language offset was measured from `pairs` parallel sentences.
     LanguageOffset {
         pairs: usize,
@@ -57,8 +62,19 @@ impl fmt::Display for Event {
             Event::CacheHits { cached, total } => {
                 write!(f, "{cached} of {total} claims from the embedding cache")
             }
-            Event::CacheRepaired { path, at } => {
-                write!(f, "{}: dropping a torn record at byte {at}", path.display())
+            Event::CacheRepaired {
+                path,
+                skipped_bytes,
+                cut_at,
+            } => {
+                write!(f, "{}: ", path.display())?;
+                if *skipped_bytes > 0 {
+                    write!(f, "passed over {skipped_bytes} bytes of damaged records; ")?;
+                }
+                match cut_at {
+                    Some(at) => write!(f, "dropping a torn record at byte {at}"),
+                    None => f.write_str("the rest is read"),
+                }
             }
             Event::LanguageOffset {
                 pairs,

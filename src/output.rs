@@ -115,7 +115,11 @@ fn to_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Resul
         .map_err(|e| Error::io(Path::new("stdout"), "cannot write", e))
 }
 
-fn write_jsonl(out: &mut dyn Write, ids: &[String], embeddings: &Array2<f32>) -> std::io::Result<()> {
+fn write_jsonl(
+    out: &mut dyn Write,
+    ids: &[String],
+    embeddings: &Array2<f32>,
+) -> std::io::Result<()> {
     for (id, row) in ids.iter().zip(embeddings.rows()) {
         let line = serde_json::json!({"id": id, "embedding": row.to_vec()});
         writeln!(out, "{line}")?;

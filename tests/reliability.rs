@@ -87,7 +87,10 @@ fn empty_articles_warn_and_a_corpus_without_claims_is_an_error() {
     std::fs::write(dir.path().join("full.txt"), ZH).unwrap();
     let corpus = read(dir.path());
     assert!(
-        corpus.warnings.iter().any(|w| w.contains("empty.txt: no claims")),
+        corpus
+            .warnings
+            .iter()
+            .any(|w| w.contains("empty.txt: no claims")),
         "{:?}",
         corpus.warnings
     );
@@ -125,14 +128,20 @@ fn bad_flags_and_outputs_are_refused_before_any_work() {
         let err = stderr(&run);
         assert_eq!(run.status.code(), Some(1), "{flag} {value}: {err}");
         assert!(err.contains(needle), "{flag} {value}: {err}");
-        assert!(!err.contains("claims"), "{flag} {value} checked after reading: {err}");
+        assert!(
+            !err.contains("claims"),
+            "{flag} {value} checked after reading: {err}"
+        );
     }
     let file = dir.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
     let run = stancemap(&["cluster", "seeds/", "-o", file.to_str().unwrap()]);
     let err = stderr(&run);
     assert!(err.contains("is a file, not a folder"), "{err}");
-    assert!(!err.contains("claims"), "output checked after reading: {err}");
+    assert!(
+        !err.contains("claims"),
+        "output checked after reading: {err}"
+    );
     let inside = file.join("pairs.jsonl");
     let run = stancemap(&["dedup", "seeds/", "-o", inside.to_str().unwrap()]);
     assert_eq!(run.status.code(), Some(1));

@@ -100,5 +100,7 @@ fn run_against(args: BenchArgs) -> Result<()> {
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
-    Ok(output::write_atomically(path, |out| out.write_all(text.as_bytes()))?)
+    Ok(output::write_atomically(path, |out| {
+        out.write_all(text.as_bytes())
+    })?)
 }

@@ -138,11 +138,7 @@ impl Corpus {
         ));
     }
 
-    fn read_input(
-        &mut self,
-        input: &Path,
-        seen: &mut HashSet<PathBuf>,
-    ) -> Result<(), CorpusError> {
+    fn read_input(&mut self, input: &Path, seen: &mut HashSet<PathBuf>) -> Result<(), CorpusError> {
         let files = if input.is_dir() {
             let found = walk(input, seen, &mut self.warnings)?;
             if found.is_empty() {
@@ -410,7 +406,7 @@ fn nearly_utf8(path: &Path, bytes: &[u8]) -> Option<Decoded> {
 /// UTF-16 without a BOM: the byte order (if either) in which the bytes decode
 /// without error into text with no control characters but line breaks and tabs.
 fn utf16_without_bom(bytes: &[u8]) -> Option<String> {
-    if bytes.len() < 4 || bytes.len() % 2 != 0 || !bytes.contains(&0) {
+    if bytes.len() < 4 || !bytes.len().is_multiple_of(2) || !bytes.contains(&0) {
         return None;
     }
     [encoding_rs::UTF_16LE, encoding_rs::UTF_16BE]

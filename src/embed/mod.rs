@@ -100,6 +100,11 @@ impl Embedder {
         self.encoder.hidden
     }
 
+    /// The model's files.
+    pub fn files(&self) -> &ModelFiles {
+        &self.files
+    }
+
     /// The options the model runs with.
     pub fn options(&self) -> &EmbedOptions {
         &self.options
