@@ -5,6 +5,10 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+/// Largest passage accepted (the corpus's per-article limit): a longer one would
+/// take gigabytes and minutes before any output.
+pub const MAX_PASSAGE_BYTES: usize = crate::corpus::MAX_ARTICLE_BYTES;
+
 /// One text to embed, with the id it is reported under.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Passage {
@@ -33,6 +37,12 @@ pub enum InputError {
         path: PathBuf,
         line: usize,
         why: String,
+    },
+    #[error("{path}: passage {id} has {size} bytes, more than the {MAX_PASSAGE_BYTES}-byte limit; split it")]
+    TooLarge {
+        path: PathBuf,
+        id: String,
+        size: usize,
     },
     #[error("{path}: no passages (the file is empty or has only blank lines)")]
     Empty { path: PathBuf },
@@ -68,6 +78,13 @@ pub fn read_passages(path: &Path) -> Result<Vec<Passage>, InputError> {
     };
     if passages.is_empty() {
         return Err(InputError::Empty { path: path.into() });
+    }
+    if let Some(p) = passages.iter().find(|p| p.text.len() > MAX_PASSAGE_BYTES) {
+        return Err(InputError::TooLarge {
+            path: path.into(),
+            id: p.id.clone(),
+            size: p.text.len(),
+        });
     }
     Ok(passages)
 }

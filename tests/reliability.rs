@@ -205,3 +205,17 @@ fn a_byte_order_mark_is_accepted_by_embed() {
         serde_json::from_slice(run.stdout.split(|&b| b == b'\n').next().unwrap()).unwrap();
     assert_eq!(line["id"], "a");
 }
+
+#[test]
+fn a_huge_passage_is_refused_before_embedding() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.txt");
+    std::fs::write(&input, "稀土".repeat(50 << 20 >> 3)).unwrap();
+    let run = stancemap(&["embed", input.to_str().unwrap(), "-o", "-"]);
+    let err = stderr(&run);
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("big:1 has") && err.contains("split it"),
+        "{err}"
+    );
+}

@@ -200,6 +200,21 @@ fn bad_requests_get_their_status() {
 }
 
 #[test]
+fn too_many_tokens_and_other_widths_are_refused() {
+    let server = Server::start(&["--max-input-tokens", "50", "--max-request-tokens", "60"]);
+    let long = "rare earths ".repeat(40);
+    let (status, value, _) = server.embed(&format!("{{\"input\": \"{long}\"}}"));
+    assert_eq!(status, 413, "{value}");
+    let message = value["error"]["message"].as_str().unwrap();
+    assert!(message.contains("tokens; the limit is 50"), "{message}");
+    let (status, value, _) = server.embed("{\"input\": \"a\", \"dimensions\": 64}");
+    assert_eq!(status, 400, "{value}");
+    assert_eq!(value["error"]["param"], "dimensions");
+    let (status, _, _) = server.embed("{\"input\": \"a\", \"dimensions\": 384}");
+    assert_eq!(status, 200);
+}
+
+#[test]
 fn overload_is_refused_and_nothing_accepted_is_lost() {
     let server = Server::start(&["--queue", "1", "--max-batch-tokens", "16"]);
     let lines = seed_lines();

@@ -30,6 +30,13 @@ pub struct ServeArgs {
     /// Largest request body in MiB (more: 413).
     #[arg(long, default_value_t = 16)]
     max_body_mib: usize,
+    /// Most tokens in one input (more: 413); longer texts are embedded in windows
+    /// of 510 tokens, so this bounds how long one input holds the encoder.
+    #[arg(long, default_value_t = 8192)]
+    max_input_tokens: usize,
+    /// Most tokens in one request, all inputs together (more: 413).
+    #[arg(long, default_value_t = 65536)]
+    max_request_tokens: usize,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -44,6 +51,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
         },
         max_inputs: args.max_inputs,
         max_body_bytes: args.max_body_mib << 20,
+        max_input_tokens: args.max_input_tokens,
+        max_request_tokens: args.max_request_tokens,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -15,6 +15,8 @@ pub struct EmbeddingRequest {
     pub base64: bool,
     /// `input_type: "query"` (an extension) embeds with the e5 query prefix.
     pub role: Role,
+    /// The width asked for, if any (see [`check_dimensions`]).
+    pub dimensions: Option<u64>,
 }
 
 /// Why a request was refused: its HTTP status and message.
@@ -117,11 +119,64 @@ pub fn parse_request(body: &[u8], max_inputs: usize) -> Result<EmbeddingRequest,
             ))
         }
     };
+    let dimensions = match fields.get("dimensions") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|d| d > 0) => n.as_u64(),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "`dimensions` must be a positive integer",
+                "dimensions",
+            ))
+        }
+    };
     Ok(EmbeddingRequest {
         inputs,
         base64,
         role,
+        dimensions,
     })
+}
+
+/// Refuses a `dimensions` other than the model's width: the vectors are not
+/// truncated (e5 was not trained for it), so another width would be a wrong answer.
+pub fn check_dimensions(request: &EmbeddingRequest, dim: usize) -> Result<(), ApiError> {
+    match request.dimensions {
+        Some(d) if d != dim as u64 => Err(ApiError::bad_request(
+            format!(
+                "`dimensions` {d} is not supported: this model gives {dim}; omit it or send {dim}"
+            ),
+            "dimensions",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses an input of more than `max_input` tokens, or a request of more than
+/// `max_request` (413, naming the count): long texts are embedded window by
+/// window, and one huge input would hold the encoder for minutes.
+pub fn check_tokens(
+    ids: &[Vec<u32>],
+    max_input: usize,
+    max_request: usize,
+) -> Result<(), ApiError> {
+    let too_large = |message: String| ApiError {
+        status: 413,
+        message,
+        param: Some("input"),
+    };
+    if let Some((i, seq)) = ids.iter().enumerate().find(|(_, s)| s.len() > max_input) {
+        return Err(too_large(format!(
+            "`input[{i}]` has {} tokens; the limit is {max_input} per input",
+            seq.len()
+        )));
+    }
+    let total: usize = ids.iter().map(Vec::len).sum();
+    if total > max_request {
+        return Err(too_large(format!(
+            "the request has {total} tokens; the limit is {max_request} per request"
+        )));
+    }
+    Ok(())
 }
 
 /// The response body of `POST /v1/embeddings`.
@@ -216,6 +271,32 @@ mod tests {
         let e = parse_request(br#"{"input":["a",3]}"#, 2).unwrap_err();
         assert_eq!(e.body()["error"]["type"], "invalid_request_error");
         assert!(e.message.contains("input[1]"));
+    }
+
+    #[test]
+    fn a_width_the_model_does_not_give_is_refused() {
+        let asked = |body: &str| parse_request(body.as_bytes(), 2).unwrap();
+        assert!(check_dimensions(&asked(r#"{"input":"a"}"#), 384).is_ok());
+        assert!(check_dimensions(&asked(r#"{"input":"a","dimensions":384}"#), 384).is_ok());
+        let e = check_dimensions(&asked(r#"{"input":"a","dimensions":64}"#), 384).unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(e.message.contains("gives 384"), "{}", e.message);
+        assert_eq!(status(r#"{"input":"a","dimensions":-3}"#), 400);
+    }
+
+    #[test]
+    fn too_many_tokens_are_refused_with_the_count() {
+        let ids = vec![vec![0u32; 10], vec![0u32; 30]];
+        assert!(check_tokens(&ids, 30, 40).is_ok());
+        let e = check_tokens(&ids, 20, 100).unwrap_err();
+        assert_eq!(e.status, 413);
+        assert!(
+            e.message.contains("`input[1]` has 30 tokens"),
+            "{}",
+            e.message
+        );
+        let e = check_tokens(&ids, 30, 39).unwrap_err();
+        assert!(e.message.contains("has 40 tokens"), "{}", e.message);
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub struct ServeOptions {
     pub max_inputs: usize,
     /// Largest request body in bytes (more: 413).
     pub max_body_bytes: usize,
+    /// Most tokens in one input and in one request (more: 413).
+    pub max_input_tokens: usize,
+    pub max_request_tokens: usize,
 }
 
 struct AppState {
@@ -42,6 +45,8 @@ struct AppState {
     batcher: Batcher,
     max_inputs: usize,
     max_body_bytes: usize,
+    max_input_tokens: usize,
+    max_request_tokens: usize,
 }
 
 /// Serves on `listener` until SIGTERM or Ctrl-C, then finishes in-flight requests.
@@ -57,6 +62,8 @@ pub async fn serve(
         embedder,
         max_inputs: options.max_inputs,
         max_body_bytes: options.max_body_bytes,
+        max_input_tokens: options.max_input_tokens,
+        max_request_tokens: options.max_request_tokens,
     });
     let app = Router::new()
         .route("/v1/embeddings", post(embeddings))
@@ -141,6 +148,7 @@ async fn embed_request(
 ) -> Result<api::EmbeddingResponse, ApiError> {
     let body = read_body(request, state.max_body_bytes).await?;
     let request = api::parse_request(&body, state.max_inputs)?;
+    api::check_dimensions(&request, state.embedder.dim())?;
     // Tokenizing thousands of texts takes a while: off the async workers.
     let (embedder, inputs, role) = (state.embedder.clone(), request.inputs, request.role);
     let ids = tokio::task::spawn_blocking(move || {
@@ -150,6 +158,7 @@ async fn embed_request(
     .await
     .map_err(|e| server_error(e.to_string()))?
     .map_err(|e| server_error(e.to_string()))?;
+    api::check_tokens(&ids, state.max_input_tokens, state.max_request_tokens)?;
     let tokens = ids.iter().map(Vec::len).sum();
     let answer = state.batcher.submit(ids).map_err(|_| ApiError {
         status: 503,
