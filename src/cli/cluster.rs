@@ -6,10 +6,10 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 
-use stancemap::{output, Corpus};
+use stancemap::output;
 
 use super::args::{AlignArgs, EngineArgs, GroupingArgs, StanceArgs};
-use super::say_warnings;
+use super::read_corpus;
 
 /// Read articles, split claims, find duplicates and groups, score their stance,
 /// write report.json, report.md and report.html.
@@ -39,13 +39,7 @@ pub fn run(args: ClusterArgs) -> Result<()> {
         .apply(args.align.apply(args.grouping.apply(builder)))
         .check()?;
     output::check_dir(&args.output)?;
-    let corpus = Corpus::read(&args.inputs)?;
-    say_warnings(&corpus);
-    eprintln!(
-        "stancemap: {} articles, {} claims",
-        corpus.articles.len(),
-        corpus.claims.len()
-    );
+    let corpus = read_corpus(&args.inputs)?;
     let engine = settings.load()?;
     let report = engine.analyse(&corpus)?;
     report.write(&args.output)?;

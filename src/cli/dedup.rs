@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use stancemap::{output, Corpus};
+use stancemap::output;
 
 use super::args::{AlignArgs, EngineArgs, GroupingArgs};
-use super::say_warnings;
+use super::read_corpus;
 
 /// List duplicate claim pairs (cross-lingual ones included) as JSONL.
 #[derive(Args)]
@@ -34,13 +34,7 @@ pub fn run(args: DedupArgs) -> Result<()> {
         .apply(args.grouping.apply(args.engine.builder()))
         .check()?;
     output::check_file(&args.output)?;
-    let corpus = Corpus::read(&args.inputs)?;
-    say_warnings(&corpus);
-    eprintln!(
-        "stancemap: {} articles, {} claims",
-        corpus.articles.len(),
-        corpus.claims.len()
-    );
+    let corpus = read_corpus(&args.inputs)?;
     let pairs = settings.load()?.duplicates(&corpus)?;
     output::write_json_lines(&args.output, &pairs)?;
     eprintln!(

@@ -107,9 +107,17 @@ fn set_threads(threads: usize) {
         .build_global();
 }
 
-/// Tells the user what reading the corpus passed over or changed.
-fn say_warnings(corpus: &stancemap::Corpus) {
+/// Reads the corpus, telling the user what the reading passed over or changed
+/// and how many articles and claims it found.
+fn read_corpus(inputs: &[std::path::PathBuf]) -> Result<stancemap::Corpus> {
+    let corpus = stancemap::Corpus::read(inputs)?;
     for warning in &corpus.warnings {
         eprintln!("stancemap: warning: {warning}");
     }
+    eprintln!(
+        "stancemap: {} articles, {} claims",
+        corpus.articles.len(),
+        corpus.claims.len()
+    );
+    Ok(corpus)
 }
