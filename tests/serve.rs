@@ -254,6 +254,55 @@ fn sigterm_finishes_the_request_in_flight() {
 }
 
 #[test]
+fn metrics_count_requests_by_status() {
+    let server = Server::start(&[]);
+    assert_eq!(server.embed("{\"input\": \"rare earths\"}").0, 200);
+    assert_eq!(server.embed("{\"input\": []}").0, 400);
+    let response = ureq::get(&format!("{}/metrics", server.url))
+        .call()
+        .unwrap();
+    assert!(response.content_type().contains("openmetrics"));
+    let text = response.into_string().unwrap();
+    for line in [
+        "stancemap_requests_total{status=\"200\"} 1",
+        "stancemap_requests_total{status=\"400\"} 1",
+        "stancemap_queue_depth 0",
+        "stancemap_dropped_requests_total 0",
+        "# EOF",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
+    assert!(
+        text.contains("stancemap_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(text.contains("stancemap_batch_sequences_count 1"), "{text}");
+}
+
+#[test]
+fn a_half_sent_request_cannot_hold_shutdown() {
+    let mut server = Server::start(&["--shutdown-grace-s", "1"]);
+    let address = server.url.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    // Headers that never end, as a slow client (or slowloris) sends them.
+    write!(
+        stream,
+        "POST /v1/embeddings HTTP/1.1\r\nHost: {address}\r\n"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    server.terminate();
+    for _ in 0..200 {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            assert!(exit.success(), "{exit:?}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the server was still running 20 s after SIGTERM");
+}
+
+#[test]
 fn bench_against_a_running_server_reports_every_engine() {
     let server = Server::start(&[]);
     let dir = tempfile::tempdir().unwrap();

@@ -37,11 +37,17 @@ pub struct ServeArgs {
     /// Most tokens in one request, all inputs together (more: 413).
     #[arg(long, default_value_t = 65536)]
     max_request_tokens: usize,
+    /// After SIGTERM or Ctrl-C, seconds the requests in flight may take before the
+    /// server stops anyway.
+    #[arg(long, default_value_t = 30.0)]
+    shutdown_grace_s: f64,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
+    let shutdown_grace = std::time::Duration::try_from_secs_f64(args.shutdown_grace_s)
+        .map_err(|_| anyhow::anyhow!("--shutdown-grace-s must be a number of seconds ≥ 0"))?;
     let engine = args.engine.builder().build()?;
     let options = ServeOptions {
         batch: BatchOptions {
@@ -53,6 +59,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         max_body_bytes: args.max_body_mib << 20,
         max_input_tokens: args.max_input_tokens,
         max_request_tokens: args.max_request_tokens,
+        shutdown_grace,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

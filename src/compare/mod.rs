@@ -255,6 +255,7 @@ fn endpoints(
             max_wait: Duration::from_millis(crate::serve::batcher::DEFAULT_MAX_WAIT_MS),
             queue: max_concurrency * 2,
         },
+        Default::default(),
     ));
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(Duration::from_secs(5))

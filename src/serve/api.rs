@@ -188,6 +188,13 @@ pub struct EmbeddingResponse {
     usage: Usage,
 }
 
+impl EmbeddingResponse {
+    /// The tokens the request's inputs took.
+    pub fn prompt_tokens(&self) -> usize {
+        self.usage.prompt_tokens
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct EmbeddingItem {
     object: &'static str,

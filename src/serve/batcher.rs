@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use ndarray::Array2;
 use tokio::sync::oneshot;
 
+use super::metrics::Metrics;
 use crate::embed::Embedder;
 
 /// The default gathering wait: none. A request that finds the encoder idle runs at
@@ -46,30 +47,35 @@ pub struct Overloaded;
 #[derive(Clone)]
 pub struct Batcher {
     queue: SyncSender<Job>,
+    metrics: Arc<Metrics>,
 }
 
 impl Batcher {
-    /// Starts the worker thread.
-    pub fn start(embedder: Arc<Embedder>, options: BatchOptions) -> Batcher {
+    /// Starts the worker thread, which keeps its figures in `metrics`.
+    pub fn start(embedder: Arc<Embedder>, options: BatchOptions, metrics: Arc<Metrics>) -> Batcher {
         let (queue, jobs) = sync_channel(options.queue.max(1));
+        let worker_metrics = metrics.clone();
         std::thread::Builder::new()
             .name("stancemap-encoder".into())
-            .spawn(move || work(&embedder, &jobs, options))
+            .spawn(move || work(&embedder, &jobs, options, &worker_metrics))
             .expect("spawn the encoder thread");
-        Batcher { queue }
+        Batcher { queue, metrics }
     }
 
     /// Queues token sequences; the receiver yields their embeddings in order.
     pub fn submit(&self, ids: Vec<Vec<u32>>) -> Result<oneshot::Receiver<Reply>, Overloaded> {
         let (reply, answer) = oneshot::channel();
         match self.queue.try_send(Job { ids, reply }) {
-            Ok(()) => Ok(answer),
+            Ok(()) => {
+                self.metrics.queue_depth.inc();
+                Ok(answer)
+            }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(Overloaded),
         }
     }
 }
 
-fn work(embedder: &Embedder, jobs: &Receiver<Job>, options: BatchOptions) {
+fn work(embedder: &Embedder, jobs: &Receiver<Job>, options: BatchOptions, metrics: &Metrics) {
     let tokens = |job: &Job| job.ids.iter().map(Vec::len).sum::<usize>();
     while let Ok(first) = jobs.recv() {
         let deadline = Instant::now() + options.max_wait;
@@ -84,7 +90,23 @@ fn work(embedder: &Embedder, jobs: &Receiver<Job>, options: BatchOptions) {
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
         }
+        metrics.queue_depth.dec_by(batch.len() as i64);
+        // A client that went away (its request future dropped) wants nothing: its
+        // job is not embedded.
+        batch.retain(|job| {
+            let gone = job.reply.is_closed();
+            if gone {
+                metrics.dropped.inc();
+            }
+            !gone
+        });
+        if batch.is_empty() {
+            continue;
+        }
         let counts: Vec<usize> = batch.iter().map(|j| j.ids.len()).collect();
+        metrics
+            .batch_sequences
+            .observe(counts.iter().sum::<usize>() as f64);
         let (ids, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|j| (j.ids, j.reply)).unzip();
         match embedder.embed_token_ids(ids.into_iter().flatten().collect(), &mut |_, _| {}) {
             Ok(all) => {

@@ -3,15 +3,20 @@
 //!
 //! Requests are tokenized on arrival, queued for one encoder thread
 //! ([`batcher`]) that embeds whatever queued while it was busy (waiting up to
-//! `max_wait` for more, 0 by default) as one batch, and answered in order. A full queue is answered `503` with
-//! `Retry-After`; nothing accepted is dropped. SIGTERM or Ctrl-C stops accepting
-//! connections and finishes the requests in flight before the process exits.
+//! `max_wait` for more, 0 by default) as one batch, and answered in order. A full
+//! queue is answered `503` with `Retry-After`; nothing accepted is dropped, unless
+//! its client goes away first (then it is not embedded). `GET /metrics` serves
+//! Prometheus metrics ([`metrics`]). SIGTERM or Ctrl-C stops accepting connections
+//! and finishes the requests in flight, waiting at most the shutdown grace for them
+//! (an idle keep-alive connection cannot hold the process).
 
 pub mod api;
 pub mod batcher;
+pub mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
@@ -26,6 +31,7 @@ use crate::error::{Error, Result};
 use crate::observer::{Event, Observer};
 use api::ApiError;
 use batcher::{BatchOptions, Batcher};
+use metrics::Metrics;
 
 /// Limits of the server.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +44,8 @@ pub struct ServeOptions {
     /// Most tokens in one input and in one request (more: 413).
     pub max_input_tokens: usize,
     pub max_request_tokens: usize,
+    /// After SIGTERM, how long requests in flight may take before the server stops.
+    pub shutdown_grace: Duration,
 }
 
 struct AppState {
@@ -47,6 +55,7 @@ struct AppState {
     max_body_bytes: usize,
     max_input_tokens: usize,
     max_request_tokens: usize,
+    metrics: Arc<Metrics>,
 }
 
 /// Serves on `listener` until SIGTERM or Ctrl-C, then finishes in-flight requests.
@@ -57,8 +66,10 @@ pub async fn serve(
 ) -> Result<()> {
     let embedder = engine.embedder().clone();
     let observer = engine.observer().clone();
+    let metrics = Arc::new(Metrics::default());
     let state = Arc::new(AppState {
-        batcher: Batcher::start(embedder.clone(), options.batch),
+        batcher: Batcher::start(embedder.clone(), options.batch, metrics.clone()),
+        metrics,
         embedder,
         max_inputs: options.max_inputs,
         max_body_bytes: options.max_body_bytes,
@@ -69,11 +80,31 @@ pub async fn serve(
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/metrics", get(metrics_text))
         .with_state(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal(observer))
-        .await
-        .map_err(|e| Error::Serve(format!("the server stopped: {e}")))
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let told = stopping.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal(observer).await;
+        told.notify_one();
+    });
+    let deadline = async {
+        stopping.notified().await;
+        tokio::time::sleep(options.shutdown_grace).await;
+    };
+    tokio::select! {
+        stopped = server => stopped.map_err(|e| Error::Serve(format!("the server stopped: {e}"))),
+        () = deadline => Ok(()),
+    }
+}
+
+async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 /// Binds `addr` (port 0 picks a free one).
@@ -107,9 +138,15 @@ async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
 }
 
 async fn embeddings(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let started = Instant::now();
+    let seconds = || started.elapsed().as_secs_f64();
     match embed_request(&state, request).await {
-        Ok(body) => Json(body).into_response(),
+        Ok(body) => {
+            state.metrics.record(200, body.prompt_tokens(), seconds());
+            Json(body).into_response()
+        }
         Err(e) => {
+            state.metrics.record(e.status, 0, seconds());
             let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
             let mut response = (status, Json(e.body())).into_response();
             if e.status == 503 {
