@@ -27,6 +27,28 @@ pub struct Money {
     pub exponent: i32,
 }
 
+impl std::fmt::Display for Money {
+    /// `$500 million`, `¥1.2 billion`, `€300`: one notation whatever the source's.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let symbol = match self.currency {
+            Currency::Dollar => "$",
+            Currency::Yuan => "¥",
+            Currency::Euro => "€",
+            Currency::Pound => "£",
+            Currency::Yen => "JP¥",
+            Currency::Rupee => "Rs ",
+        };
+        let value = self.digits as f64 * 10f64.powi(self.exponent);
+        let (scaled, unit) = [(1e12, " trillion"), (1e9, " billion"), (1e6, " million")]
+            .into_iter()
+            .find(|&(size, _)| value >= size)
+            .map_or((value, ""), |(size, unit)| (value / size, unit));
+        let number = format!("{scaled:.3}");
+        let number = number.trim_end_matches('0').trim_end_matches('.');
+        write!(f, "{symbol}{number}{unit}")
+    }
+}
+
 /// A number: digits with optional thousands separators and decimals.
 const NUMBER: &str = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?";
 
@@ -143,6 +165,14 @@ pub fn share_an_amount(a: &[Money], b: &[Money]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_print_in_one_notation() {
+        let shown = |t: &str| amounts(t).iter().map(Money::to_string).collect::<Vec<_>>();
+        assert_eq!(shown("a $500 million deal"), ["$500 million"]);
+        assert_eq!(shown("价值5亿美元的备忘录"), ["$500 million"]);
+        assert_eq!(shown("US$2.5bn"), ["$2.5 billion"]);
+    }
 
     fn dollars(digits: u64, exponent: i32) -> Money {
         Money {

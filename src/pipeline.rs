@@ -8,9 +8,10 @@ use crate::cluster::{Algorithm, Grouping};
 use crate::corpus::{Corpus, Lang};
 use crate::error::{Error, Result};
 use crate::keywords;
+use crate::money::{self, Money};
 use crate::neighbours::{pairs_scoring_above, Pair};
 use crate::report::{
-    project_2d, ClaimOut, ClusterOut, DuplicateOut, ModelInfo, Report, TargetInfo,
+    project_2d, ClaimOut, ClusterOut, DuplicateOut, MemberEvidence, ModelInfo, Report, TargetInfo,
 };
 use crate::stance::{aggregate, ClaimStance, StanceModel};
 
@@ -84,7 +85,13 @@ pub fn analyse(
             members[*c].push(i);
         }
     }
-    let clusters = summaries(corpus, &members, space, &claim_stances);
+    let similarity = |a: usize, b: usize| {
+        let cosine = emb.row(a).dot(&emb.row(b));
+        cross
+            .as_ref()
+            .map_or(cosine, |c| c.similarity(a, b, cosine))
+    };
+    let clusters = summaries(corpus, &members, space, &claim_stances, &similarity);
     let duplicates = duplicates(corpus, emb, opts, cross.as_ref())
         .into_iter()
         .map(|p| DuplicateOut {
@@ -105,7 +112,7 @@ pub fn analyse(
         })
         .collect();
     Ok(Report {
-        version: 1,
+        version: crate::report::REPORT_VERSION,
         model,
         target: TargetInfo {
             name: stance.frame.name.clone(),
@@ -127,6 +134,7 @@ fn summaries(
     members: &[Vec<usize>],
     space: &Array2<f32>,
     claim_stances: &[ClaimStance],
+    similarity: &dyn Fn(usize, usize) -> f32,
 ) -> Vec<ClusterOut> {
     let texts: Vec<Vec<&str>> = members
         .iter()
@@ -145,6 +153,8 @@ fn summaries(
             articles.sort();
             articles.dedup();
             let member_stances: Vec<_> = m.iter().map(|&i| claim_stances[i]).collect();
+            let evidence = evidence(corpus, m, similarity);
+            let coherence = evidence.iter().map(|e| e.fit).sum::<f32>() / m.len() as f32;
             ClusterOut {
                 id,
                 size: m.len(),
@@ -153,8 +163,58 @@ fn summaries(
                 keywords,
                 members: m.iter().map(|&i| corpus.claims[i].id.clone()).collect(),
                 stance: aggregate(&member_stances, &centroid_similarities(space, m)),
+                coherence,
+                evidence,
+                shared_amounts: shared_amounts(corpus, m),
             }
         })
+        .collect()
+}
+
+/// Each member's mean similarity to the others and its closest fellow member.
+fn evidence(
+    corpus: &Corpus,
+    members: &[usize],
+    similarity: &dyn Fn(usize, usize) -> f32,
+) -> Vec<MemberEvidence> {
+    members
+        .iter()
+        .map(|&i| {
+            let others: Vec<(usize, f32)> = members
+                .iter()
+                .filter(|&&j| j != i)
+                .map(|&j| (j, similarity(i, j)))
+                .collect();
+            let fit = others.iter().map(|o| o.1).sum::<f32>() / others.len().max(1) as f32;
+            let (tied, tie) = others
+                .iter()
+                .copied()
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .expect("groups have two members or more");
+            MemberEvidence {
+                claim: corpus.claims[i].id.clone(),
+                fit,
+                tied_to: corpus.claims[tied].id.clone(),
+                tie,
+            }
+        })
+        .collect()
+}
+
+/// Money amounts named by two or more of the members, in one notation.
+fn shared_amounts(corpus: &Corpus, members: &[usize]) -> Vec<String> {
+    let mut counts: std::collections::BTreeMap<Money, usize> = Default::default();
+    for &i in members {
+        let mut named = money::amounts(&corpus.claims[i].text);
+        named.dedup();
+        for amount in named {
+            *counts.entry(amount).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .filter(|&(_, n)| n >= 2)
+        .map(|(amount, _)| amount.to_string())
         .collect()
 }
 

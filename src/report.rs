@@ -12,6 +12,9 @@ use crate::corpus::{Article, Claim};
 use crate::error::Result;
 use crate::stance::{ClaimStance, ClusterStance, Label};
 
+/// The version of the `report.json` contract (docs/ARCHITECTURE.md).
+pub const REPORT_VERSION: u32 = 2;
+
 /// Everything `stancemap cluster` found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -62,6 +65,23 @@ pub struct ClusterOut {
     pub keywords: Vec<String>,
     pub members: Vec<String>,
     pub stance: ClusterStance,
+    /// Mean similarity over the group's pairs of members (the duplicate score).
+    pub coherence: f32,
+    /// Per member, in `members` order: how well it fits and what ties it in.
+    pub evidence: Vec<MemberEvidence>,
+    /// Money amounts that two or more members name, in one notation.
+    pub shared_amounts: Vec<String>,
+}
+
+/// Why a claim is in its group.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberEvidence {
+    pub claim: String,
+    /// Mean similarity to the other members.
+    pub fit: f32,
+    /// The member most similar to it, and that similarity.
+    pub tied_to: String,
+    pub tie: f32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -169,13 +189,21 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
             counts[2],
             self.target.scorer
         );
+        self.md_articles(&mut md);
+        self.md_matrix(&mut md);
+        self.md_clusters(&mut md);
+        self.md_duplicates(&mut md);
+        md
+    }
+
+    fn md_articles(&self, md: &mut String) {
         md.push_str(
-            "## Articles\n\n| id | title | source | date | lang |\n|---|---|---|---|---|\n",
+            "## Articles\n\n| key | id | title | source | date | lang |\n|---|---|---|---|---|---|\n",
         );
-        for a in &self.articles {
+        for (key, a) in self.articles.iter().enumerate() {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {:?} |",
+                "| A{key} | {} | {} | {} | {} | {:?} |",
                 md_cell(&a.id),
                 md_cell(&a.title),
                 md_cell(a.source.as_deref().unwrap_or("")),
@@ -183,17 +211,48 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
                 a.lang
             );
         }
+    }
+
+    /// Which article states which point: a row per group, a column per article.
+    fn md_matrix(&self, md: &mut String) {
+        if self.clusters.is_empty() {
+            return;
+        }
+        md.push_str("\n## Points by article\n\nEach cell: the article's claims in the group, as language and stance (+ supports, − challenges, ○ neutral).\n\n| group |");
+        for key in 0..self.articles.len() {
+            let _ = write!(md, " A{key} |");
+        }
+        md.push_str("\n|---|");
+        md.push_str(&"---|".repeat(self.articles.len()));
+        md.push('\n');
+        for (c, row) in self.clusters.iter().zip(self.matrix()) {
+            let label: String = c.label.chars().take(40).collect();
+            let _ = write!(md, "| {}. {} |", c.id, md_cell(&label));
+            for cell in row {
+                let _ = write!(md, " {cell} |");
+            }
+            md.push('\n');
+        }
+    }
+
+    fn md_clusters(&self, md: &mut String) {
         md.push_str("\n## Clusters\n");
         for c in &self.clusters {
             let _ = write!(
                 md,
-                "\n### {}. {}\n\n{} claims from {} articles ({}). Keywords: {}.\n\nStance: **{}** ({:.2}; supports {:.2}, challenges {:.2}, neutral {:.2}){}.\n\n",
+                "\n### {}. {}\n\n{} claims from {} articles ({}). Keywords: {}. Coherence {:.3}.{}\n\nStance: **{}** ({:.2}; supports {:.2}, challenges {:.2}, neutral {:.2}){}.\n\n",
                 c.id,
                 md_text(&c.label),
                 c.size,
                 c.articles.len(),
                 md_text(&c.articles.join(", ")),
                 md_text(&c.keywords.join(", ")),
+                c.coherence,
+                if c.shared_amounts.is_empty() {
+                    String::new()
+                } else {
+                    format!(" Shared amounts: {}.", md_text(&c.shared_amounts.join(", ")))
+                },
                 c.stance.label,
                 c.stance.confidence,
                 c.stance.distribution.supports,
@@ -201,120 +260,84 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
                 c.stance.distribution.neutral,
                 if c.stance.contested { ", contested" } else { "" }
             );
-            for m in &c.members {
-                let out = self.claim(m);
+            for e in &c.evidence {
+                let out = self.claim(&e.claim);
                 let _ = writeln!(
                     md,
-                    "- `{}` ({}) [{} {:.2}]: {}",
+                    "- `{}` ({}) [{} {:.2}] fit {:.3}, closest `{}` {:.3}: {}",
                     out.claim.id,
                     md_text(&out.claim.article),
                     out.stance.label,
                     out.stance.score,
+                    e.fit,
+                    e.tied_to,
+                    e.tie,
                     md_text(&out.claim.text)
                 );
             }
         }
-        if !self.duplicates.is_empty() {
-            md.push_str("\n## Duplicate claims\n\n| a | b | cosine | text a | text b |\n|---|---|---|---|---|\n");
-            for d in &self.duplicates {
-                let _ = writeln!(
-                    md,
-                    "| {} | {} | {:.3} | {} | {} |",
-                    d.a,
-                    d.b,
-                    d.similarity,
-                    md_cell(&self.claim(&d.a).claim.text),
-                    md_cell(&self.claim(&d.b).claim.text)
-                );
-            }
-        }
-        md
     }
 
-    /// One self-contained HTML page with an SVG map of the claims.
+    fn md_duplicates(&self, md: &mut String) {
+        if self.duplicates.is_empty() {
+            return;
+        }
+        md.push_str("\n## Duplicate claims\n\n| a | b | cosine | text a | text b |\n|---|---|---|---|---|\n");
+        for d in &self.duplicates {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.3} | {} | {} |",
+                d.a,
+                d.b,
+                d.similarity,
+                md_cell(&self.claim(&d.a).claim.text),
+                md_cell(&self.claim(&d.b).claim.text)
+            );
+        }
+    }
+
+    /// Per group (row) and article (column): the article's member claims as
+    /// language and stance marks, e.g. `en+ zh−`; empty where it has none.
+    fn matrix(&self) -> Vec<Vec<String>> {
+        let column: std::collections::HashMap<&str, usize> = self
+            .articles
+            .iter()
+            .enumerate()
+            .map(|(k, a)| (a.id.as_str(), k))
+            .collect();
+        self.clusters
+            .iter()
+            .map(|c| {
+                let mut row = vec![Vec::new(); self.articles.len()];
+                for m in &c.members {
+                    let out = self.claim(m);
+                    let mark = match out.stance.label {
+                        Label::Supports => '+',
+                        Label::Challenges => '−',
+                        Label::Neutral => '○',
+                    };
+                    let cell = &mut row[column[out.claim.article.as_str()]];
+                    cell.push(format!("{}{mark}", out.claim.lang.code()));
+                }
+                row.into_iter().map(|cell| cell.join(" ")).collect()
+            })
+            .collect()
+    }
+
+    /// One self-contained HTML page: an SVG map of the claims, which article
+    /// states which point, and the groups with their evidence.
     pub fn html(&self) -> String {
-        const PALETTE: [&str; 12] = [
-            "#1f77b4", "#ff7f0e", "#e6ab02", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
-            "#393b79", "#7570b3", "#a6761d", "#66a61e",
-        ];
-        // Cluster colours leave pure green and red to the stance rings.
-        let colour = |c: Option<usize>| c.map_or("#c8c8c8", |c| PALETTE[c % PALETTE.len()]);
-        let ring = |l: Label| match l {
-            Label::Supports => "#0a7d32",
-            Label::Challenges => "#c00000",
-            Label::Neutral => "none",
-        };
-        let (w, h, pad) = (900.0f32, 560.0f32, 30.0f32);
-        let (mut lo, mut hi) = ([f32::MAX; 2], [f32::MIN; 2]);
-        for p in &self.map {
-            for k in 0..2 {
-                lo[k] = lo[k].min(p[k]);
-                hi[k] = hi[k].max(p[k]);
-            }
-        }
-        let scale = |v: f32, k: usize, size: f32| {
-            pad + (v - lo[k]) / (hi[k] - lo[k]).max(1e-6) * (size - 2.0 * pad)
-        };
         let counts = self.stance_counts();
-        let mut svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" style=\"border:1px solid #ddd;background:#fff\">");
-        for (out, p) in self.claims.iter().zip(&self.map) {
-            let claim = &out.claim;
-            let cluster = out.cluster.map_or("none".to_string(), |c| c.to_string());
-            let _ = write!(
-                svg,
-                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"{}\" fill=\"{}\" fill-opacity=\"0.85\" stroke=\"{}\" stroke-width=\"2.5\"><title>{} [{}] cluster {}, {} {:.2}: {}</title></circle>",
-                scale(p[0], 0, w),
-                h - scale(p[1], 1, h),
-                if out.cluster.is_some() { 6 } else { 4 },
-                colour(out.cluster),
-                ring(out.stance.label),
-                claim.id,
-                escape(&claim.article),
-                cluster,
-                out.stance.label,
-                out.stance.score,
-                escape(&claim.text)
-            );
-        }
-        svg.push_str("</svg>");
-        let mut list = String::new();
-        for c in &self.clusters {
-            let _ = write!(
-                list,
-                "<li><span class=\"dot\" style=\"background:{}\"></span><b>{}. {}</b><br><small>{} claims, {} articles · {} · <span class=\"{}\">{} {:.2}</span>{}</small><ul>",
-                colour(Some(c.id)),
-                c.id,
-                escape(&c.label),
-                c.size,
-                c.articles.len(),
-                escape(&c.keywords.join(", ")),
-                c.stance.label,
-                c.stance.label,
-                c.stance.confidence,
-                if c.stance.contested { " · contested" } else { "" }
-            );
-            for m in &c.members {
-                let out = self.claim(m);
-                let _ = write!(
-                    list,
-                    "<li>{} <small>({}) <span class=\"{}\">{} {:.2}</span></small></li>",
-                    escape(&out.claim.text),
-                    escape(&out.claim.article),
-                    out.stance.label,
-                    out.stance.label,
-                    out.stance.score
-                );
-            }
-            list.push_str("</ul></li>");
-        }
         format!(
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>stancemap report</title><style>\
 body{{font-family:system-ui,sans-serif;margin:24px;color:#222}} li{{margin:4px 0}} \
 .dot{{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:6px}} \
+table.m{{border-collapse:collapse;font-size:13px}} table.m td,table.m th{{border:1px solid #ddd;padding:2px 6px;text-align:left}} \
 .supports{{color:#0a7d32;font-weight:600}} .challenges{{color:#c00000;font-weight:600}} .neutral{{color:#666}}</style></head><body>\
 <h1>stancemap report</h1><p>{} articles · {} claims · {} clusters · {} duplicate pairs · model {}</p>\
 <p>Stance toward <b>{}</b>: {} · claims: <span class=\"supports\">{} supports</span>, <span class=\"challenges\">{} challenges</span>, <span class=\"neutral\">{} neutral</span></p>\
-<h2>Map of claims</h2><p><small>First two principal components of the claim embeddings; colour = cluster, grey = no cluster; ring = stance (green supports, red challenges, none neutral). Hover a point for its text.</small></p>{}\
+<h2>Map of claims</h2><p><small>First two principal components of the claim embeddings; colour = cluster (its number at the cluster's centre), grey = no cluster; ring = stance (green supports, red challenges, none neutral). Hover a point for its text.</small></p>{}\
+<h2>Points by article</h2>{}\
 <h2>Clusters</h2><ol style=\"list-style:none;padding:0\">{}</ol></body></html>",
             self.articles.len(),
             self.claims.len(),
@@ -326,13 +349,157 @@ body{{font-family:system-ui,sans-serif;margin:24px;color:#222}} li{{margin:4px 0
             counts[0],
             counts[1],
             counts[2],
-            svg,
-            list
+            self.html_map(),
+            self.html_matrix(),
+            self.html_clusters()
         )
+    }
+
+    /// The map: a point per claim, a number at each cluster's centre, so clusters
+    /// are told apart when the palette repeats.
+    fn html_map(&self) -> String {
+        let (w, h, pad) = (900.0f32, 560.0f32, 30.0f32);
+        let (mut lo, mut hi) = ([f32::MAX; 2], [f32::MIN; 2]);
+        for p in &self.map {
+            for k in 0..2 {
+                lo[k] = lo[k].min(p[k]);
+                hi[k] = hi[k].max(p[k]);
+            }
+        }
+        let at = |p: &[f32; 2]| {
+            let scale = |k: usize, size: f32| {
+                pad + (p[k] - lo[k]) / (hi[k] - lo[k]).max(1e-6) * (size - 2.0 * pad)
+            };
+            (scale(0, w), h - scale(1, h))
+        };
+        let mut svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" style=\"border:1px solid #ddd;background:#fff\">");
+        let mut centres = vec![(0.0f32, 0.0f32, 0usize); self.clusters.len()];
+        for (out, p) in self.claims.iter().zip(&self.map) {
+            let claim = &out.claim;
+            let (x, y) = at(p);
+            if let Some(c) = out.cluster {
+                centres[c] = (centres[c].0 + x, centres[c].1 + y, centres[c].2 + 1);
+            }
+            let cluster = out.cluster.map_or("none".to_string(), |c| c.to_string());
+            let _ = write!(
+                svg,
+                "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"{}\" fill=\"{}\" fill-opacity=\"0.85\" stroke=\"{}\" stroke-width=\"2.5\"><title>{} [{}] cluster {}, {} {:.2}: {}</title></circle>",
+                if out.cluster.is_some() { 6 } else { 4 },
+                colour(out.cluster),
+                ring(out.stance.label),
+                claim.id,
+                escape(&claim.article),
+                cluster,
+                out.stance.label,
+                out.stance.score,
+                escape(&claim.text)
+            );
+        }
+        for (c, &(x, y, n)) in centres.iter().enumerate().filter(|(_, c)| c.2 > 0) {
+            let _ = write!(
+                svg,
+                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"13\" font-weight=\"700\" fill=\"{}\" stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\" text-anchor=\"middle\">{c}</text>",
+                x / n as f32,
+                y / n as f32 - 9.0,
+                colour(Some(c))
+            );
+        }
+        svg.push_str("</svg>");
+        svg
+    }
+
+    /// Which article states which point: a row per cluster, a column per article.
+    fn html_matrix(&self) -> String {
+        let mut table = String::from("<p><small>Each cell: the article's claims in the cluster, as language and stance (+ supports, − challenges, ○ neutral).</small></p><table class=\"m\"><tr><th>cluster</th>");
+        for (key, a) in self.articles.iter().enumerate() {
+            let _ = write!(table, "<th title=\"{}\">A{key}</th>", escape(&a.title));
+        }
+        table.push_str("</tr>");
+        for (c, row) in self.clusters.iter().zip(self.matrix()) {
+            let label: String = c.label.chars().take(40).collect();
+            let _ = write!(
+                table,
+                "<tr><td><span class=\"dot\" style=\"background:{}\"></span>{}. {}</td>",
+                colour(Some(c.id)),
+                c.id,
+                escape(&label)
+            );
+            for cell in row {
+                let _ = write!(table, "<td>{}</td>", escape(&cell));
+            }
+            table.push_str("</tr>");
+        }
+        table.push_str("</table><p><small>");
+        for (key, a) in self.articles.iter().enumerate() {
+            let _ = write!(table, "A{key}: {} · ", escape(&a.title));
+        }
+        table.push_str("</small></p>");
+        table
+    }
+
+    /// The clusters, each member with its stance, fit and closest fellow member.
+    fn html_clusters(&self) -> String {
+        let mut list = String::new();
+        for c in &self.clusters {
+            let _ = write!(
+                list,
+                "<li><span class=\"dot\" style=\"background:{}\"></span><b>{}. {}</b><br><small>{} claims, {} articles · coherence {:.3} · {}{} · <span class=\"{}\">{} {:.2}</span>{}</small><ul>",
+                colour(Some(c.id)),
+                c.id,
+                escape(&c.label),
+                c.size,
+                c.articles.len(),
+                c.coherence,
+                escape(&c.keywords.join(", ")),
+                if c.shared_amounts.is_empty() {
+                    String::new()
+                } else {
+                    format!(" · shared amounts: {}", escape(&c.shared_amounts.join(", ")))
+                },
+                c.stance.label,
+                c.stance.label,
+                c.stance.confidence,
+                if c.stance.contested { " · contested" } else { "" }
+            );
+            for e in &c.evidence {
+                let out = self.claim(&e.claim);
+                let _ = write!(
+                    list,
+                    "<li>{} <small>({}) <span class=\"{}\">{} {:.2}</span> · fit {:.3} · closest {} {:.3}</small></li>",
+                    escape(&out.claim.text),
+                    escape(&out.claim.article),
+                    out.stance.label,
+                    out.stance.label,
+                    out.stance.score,
+                    e.fit,
+                    e.tied_to,
+                    e.tie
+                );
+            }
+            list.push_str("</ul></li>");
+        }
+        list
     }
 }
 
-/// Text made safe inside HTML or SVG markup and attributes.
+/// Cluster colours; pure green and red are left to the stance rings.
+fn colour(cluster: Option<usize>) -> &'static str {
+    const PALETTE: [&str; 12] = [
+        "#1f77b4", "#ff7f0e", "#e6ab02", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+        "#393b79", "#7570b3", "#a6761d", "#66a61e",
+    ];
+    cluster.map_or("#c8c8c8", |c| PALETTE[c % PALETTE.len()])
+}
+
+/// The ring that shows a claim's stance on the map.
+fn ring(label: Label) -> &'static str {
+    match label {
+        Label::Supports => "#0a7d32",
+        Label::Challenges => "#c00000",
+        Label::Neutral => "none",
+    }
+}
+
 /// Article text in Markdown: HTML-significant characters escaped, so a renderer
 /// shows `<script>` as text instead of running it.
 fn md_text(s: &str) -> String {
@@ -346,6 +513,7 @@ fn md_cell(s: &str) -> String {
     md_text(s).replace('|', "\\|")
 }
 
+/// Text made safe inside HTML or SVG markup and attributes.
 pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")

@@ -13,7 +13,7 @@ fn seeds_report_follows_the_contract() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
             .unwrap();
-    assert_eq!(report["version"], 1);
+    assert_eq!(report["version"], 2);
     assert_eq!(report["model"]["dim"], 384);
     let articles = report["articles"].as_array().unwrap();
     assert_eq!(articles.len(), 5);
@@ -54,7 +54,32 @@ fn seeds_report_follows_the_contract() {
             assert_eq!(claim["cluster"], c["id"]);
         }
         assert!(!c["keywords"].as_array().unwrap().is_empty());
+        // Every member's evidence: its fit, and a fellow member that ties it in.
+        let evidence = c["evidence"].as_array().unwrap();
+        assert_eq!(evidence.len(), members.len());
+        let mut fits = 0.0;
+        for (e, m) in evidence.iter().zip(members) {
+            assert_eq!(e["claim"], *m);
+            assert!(members.contains(&e["tied_to"]) && e["tied_to"] != *m, "{e}");
+            let (fit, tie) = (e["fit"].as_f64().unwrap(), e["tie"].as_f64().unwrap());
+            assert!(fit <= tie + 1e-6 && tie <= 1.0 + 1e-6, "{e}");
+            fits += fit;
+        }
+        let coherence = c["coherence"].as_f64().unwrap();
+        assert!(
+            (coherence - fits / members.len() as f64).abs() < 1e-5,
+            "{c}"
+        );
+        assert!(c["shared_amounts"].is_array());
     }
+    // The $500M investment and the 5亿美元 memorandum share a group and its amount.
+    assert!(
+        clusters.iter().any(|c| c["shared_amounts"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("$500 million"))),
+        "no group shares the $500 million"
+    );
     assert_eq!(report["target"]["name"], "china-rare-earth");
     let labels = ["supports", "challenges", "neutral"];
     let sums_to_one = |p: &serde_json::Value| {
@@ -91,6 +116,30 @@ fn seeds_report_follows_the_contract() {
     assert!(html.contains("<svg") && html.matches("<circle").count() == claims.len());
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(md.contains("## Clusters") && md.contains("Stance: **"));
+    // Which article states which point: a row per group, a column per article.
+    let matrix: Vec<&str> = md
+        .split("## Points by article")
+        .nth(1)
+        .and_then(|rest| rest.split("## Clusters").next())
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| group"))
+        .collect();
+    assert_eq!(matrix.len(), clusters.len());
+    for (row, c) in matrix.iter().zip(clusters) {
+        let cells: Vec<&str> = row.trim_matches('|').split(" |").skip(1).collect();
+        assert_eq!(cells.len(), articles.len(), "{row}");
+        let marks: usize = cells.iter().map(|c| c.split_whitespace().count()).sum();
+        assert_eq!(marks as u64, c["size"].as_u64().unwrap(), "{row}");
+        let filled = cells.iter().filter(|c| !c.trim().is_empty()).count();
+        assert_eq!(filled, c["articles"].as_array().unwrap().len(), "{row}");
+    }
+    assert!(html.contains("<h2>Points by article</h2>"));
+    assert_eq!(
+        html.matches("<text ").count(),
+        clusters.len(),
+        "a number per cluster on the map"
+    );
 }
 
 /// Clusters of the seeds whose claims are in both languages: (with, without) the

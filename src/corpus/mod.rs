@@ -51,6 +51,15 @@ pub enum Lang {
 }
 
 impl Lang {
+    /// The language's code as the report writes it (`en`, `zh`, `mixed`).
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Zh => "zh",
+            Lang::Mixed => "mixed",
+        }
+    }
+
     /// Chinese when CJK characters dominate, English when Latin letters do.
     pub fn detect(text: &str) -> Self {
         let han = text
