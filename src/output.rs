@@ -15,17 +15,32 @@ use crate::error::{Error, Result};
 /// Whether `path` names an output [`write_embeddings`] can write and the folder
 /// it goes to can be written (checked before any work).
 pub fn check_embeddings_path(path: &Path) -> Result<()> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    if path.as_os_str() != "-" && !matches!(ext, "npy" | "jsonl" | "ndjson") {
-        return Err(Error::Invalid {
+    embeddings_format(path)?;
+    check_file(path)
+}
+
+/// How embeddings are written to `path`.
+enum EmbeddingsFormat {
+    Npy,
+    JsonLines,
+    Stdout,
+}
+
+fn embeddings_format(path: &Path) -> Result<EmbeddingsFormat> {
+    if path.as_os_str() == "-" {
+        return Ok(EmbeddingsFormat::Stdout);
+    }
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "npy" => Ok(EmbeddingsFormat::Npy),
+        "jsonl" | "ndjson" => Ok(EmbeddingsFormat::JsonLines),
+        _ => Err(Error::Invalid {
             option: "the output",
             why: format!(
                 "{}: unsupported output type; use .npy, .jsonl or - (stdout)",
                 path.display()
             ),
-        });
+        }),
     }
-    check_file(path)
 }
 
 /// Checks that `path` (or `-`, stdout) can be written: not a folder, in a folder
@@ -79,16 +94,14 @@ pub fn write_atomically(
 /// Writes `embeddings` (one row per id) to `path`, in the format its extension names.
 pub fn write_embeddings(path: &Path, ids: &[String], embeddings: &Array2<f32>) -> Result<()> {
     assert_eq!(ids.len(), embeddings.nrows(), "one id per row");
-    check_embeddings_path(path)?;
-    if path.as_os_str() == "-" {
-        return to_stdout(|out| write_jsonl(out, ids, embeddings));
-    }
-    if path.extension().is_some_and(|e| e == "npy") {
-        write_atomically(path, |out| {
+    match embeddings_format(path)? {
+        EmbeddingsFormat::Stdout => to_stdout(|out| write_jsonl(out, ids, embeddings)),
+        EmbeddingsFormat::Npy => write_atomically(path, |out| {
             embeddings.write_npy(out).map_err(std::io::Error::other)
-        })
-    } else {
-        write_atomically(path, |out| write_jsonl(out, ids, embeddings))
+        }),
+        EmbeddingsFormat::JsonLines => {
+            write_atomically(path, |out| write_jsonl(out, ids, embeddings))
+        }
     }
 }
 

@@ -515,8 +515,5 @@ fn md_cell(s: &str) -> String {
 
 /// Text made safe inside HTML or SVG markup and attributes.
 pub(crate) fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    md_text(s).replace('"', "&quot;")
 }

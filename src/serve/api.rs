@@ -153,12 +153,13 @@ pub fn check_dimensions(request: &EmbeddingRequest, dim: usize) -> Result<(), Ap
 
 /// Refuses an input of more than `max_input` tokens, or a request of more than
 /// `max_request` (413, naming the count): long texts are embedded window by
-/// window, and one huge input would hold the encoder for minutes.
+/// window, and one huge input would hold the encoder for minutes. Returns the
+/// request's tokens.
 pub fn check_tokens(
     ids: &[Vec<u32>],
     max_input: usize,
     max_request: usize,
-) -> Result<(), ApiError> {
+) -> Result<usize, ApiError> {
     let too_large = |message: String| ApiError {
         status: 413,
         message,
@@ -176,7 +177,7 @@ pub fn check_tokens(
             "the request has {total} tokens; the limit is {max_request} per request"
         )));
     }
-    Ok(())
+    Ok(total)
 }
 
 /// The response body of `POST /v1/embeddings`.

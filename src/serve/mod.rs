@@ -195,8 +195,7 @@ async fn embed_request(
     .await
     .map_err(|e| server_error(e.to_string()))?
     .map_err(|e| server_error(e.to_string()))?;
-    api::check_tokens(&ids, state.max_input_tokens, state.max_request_tokens)?;
-    let tokens = ids.iter().map(Vec::len).sum();
+    let tokens = api::check_tokens(&ids, state.max_input_tokens, state.max_request_tokens)?;
     let answer = state.batcher.submit(ids).map_err(|_| ApiError {
         status: 503,
         message: "the server is at capacity; retry after a second".into(),
