@@ -21,11 +21,15 @@ use crate::model;
 use crate::observer::{Event, Observer, Silent};
 use crate::pipeline::{self, ClusterOptions};
 use crate::report::{DuplicateRow, ModelInfo, Report};
+use crate::same_claim::{PairScorer, SameClaimModel, PROBE_TEXT};
 use crate::stance::{ClaimStance, Frame, ScorerKind, StanceModel, DEFAULT_FRAME};
 
-/// Default duplicate threshold (cosine), chosen on the evaluation data (README).
-pub const DEFAULT_DUPLICATE_THRESHOLD: f32 = 0.91;
-/// Default grouping cut (average-linkage cosine distance), chosen likewise.
+/// Default duplicate threshold (same-claim probability), chosen on the
+/// evaluation data (README).
+pub const DEFAULT_DUPLICATE_THRESHOLD: f32 = 0.5;
+/// Default grouping cut (the same-claim probability a group's pairs must average).
+pub const DEFAULT_CUT: f32 = 0.5;
+/// DBSCAN's default radius (cosine distance between aligned vectors).
 pub const DEFAULT_MAX_DISTANCE: f32 = 0.10;
 
 /// Where the engine keeps claim embeddings between runs.
@@ -50,10 +54,19 @@ pub enum AlignmentSource {
     File(PathBuf),
 }
 
-/// The parallel sentences and the money-amount bonus, once read.
-struct Alignment {
-    pairs: ParallelPairs,
-    amount_bonus: f32,
+/// Which same-claim model scores claim pairs.
+#[derive(Debug, Clone)]
+pub enum SameClaimSource {
+    /// The built-in `models/same-claim/e5-small.json` (for multilingual-e5-small).
+    Default,
+    /// A model file written by `stancemap eval fit-same-claim`.
+    File(PathBuf),
+}
+
+/// A same-claim model read, and where from.
+struct PairModel {
+    model: SameClaimModel,
+    origin: String,
 }
 
 /// Options for an [`Engine`]; [`build`](Self::build) checks them all before any
@@ -70,7 +83,7 @@ pub struct EngineBuilder {
     duplicate_threshold: f32,
     cross_article_only: bool,
     alignment: AlignmentSource,
-    amount_bonus: f32,
+    same_claim: SameClaimSource,
     observer: Arc<dyn Observer>,
 }
 
@@ -84,13 +97,11 @@ impl Default for EngineBuilder {
             cache: CacheLocation::Off,
             target: None,
             scorer: ScorerKind::Blend,
-            algorithm: Algorithm::Agglomerative(Agglomerative {
-                max_distance: DEFAULT_MAX_DISTANCE,
-            }),
+            algorithm: Algorithm::Agglomerative(Agglomerative { cut: DEFAULT_CUT }),
             duplicate_threshold: DEFAULT_DUPLICATE_THRESHOLD,
             cross_article_only: false,
             alignment: AlignmentSource::Default,
-            amount_bonus: align::SHARED_AMOUNT_BONUS,
+            same_claim: SameClaimSource::Default,
             observer: Arc::new(Silent),
         }
     }
@@ -143,15 +154,15 @@ impl EngineBuilder {
         self
     }
 
-    /// How claims are grouped (default: average linkage cut at
-    /// [`DEFAULT_MAX_DISTANCE`]).
+    /// How claims are grouped (default: average linkage on same-claim
+    /// probabilities cut at [`DEFAULT_CUT`]).
     pub fn grouping(mut self, algorithm: Algorithm) -> Self {
         self.algorithm = algorithm;
         self
     }
 
-    /// Cosine at or above which two claims are duplicates (default
-    /// [`DEFAULT_DUPLICATE_THRESHOLD`]).
+    /// Same-claim probability at or above which two claims are duplicates, in
+    /// (0, 1] (default [`DEFAULT_DUPLICATE_THRESHOLD`]).
     pub fn duplicate_threshold(mut self, threshold: f32) -> Self {
         self.duplicate_threshold = threshold;
         self
@@ -169,10 +180,9 @@ impl EngineBuilder {
         self
     }
 
-    /// What a money amount named by both claims of an English–Chinese pair adds
-    /// to its score, in [0, 1] (default [`align::SHARED_AMOUNT_BONUS`]).
-    pub fn amount_bonus(mut self, bonus: f32) -> Self {
-        self.amount_bonus = bonus;
+    /// Which same-claim model scores claim pairs (default: built in).
+    pub fn same_claim(mut self, source: SameClaimSource) -> Self {
+        self.same_claim = source;
         self
     }
 
@@ -190,7 +200,8 @@ impl EngineBuilder {
     }
 
     /// Checks every option and reads the files they name (frame, parallel
-    /// sentences), without loading the model: what fails here fails fast.
+    /// sentences, same-claim model), without loading the encoder: what fails
+    /// here fails fast.
     pub fn check(self) -> Result<EngineSettings> {
         let options = ClusterOptions::new(
             self.algorithm,
@@ -215,6 +226,16 @@ impl EngineBuilder {
             None => Frame::parse(DEFAULT_FRAME, "built-in frame china-rare-earth")?,
         };
         let alignment = self.read_alignment()?;
+        let same_claim = match &self.same_claim {
+            SameClaimSource::Default => PairModel {
+                model: SameClaimModel::built_in(),
+                origin: "the built-in models/same-claim/e5-small.json".into(),
+            },
+            SameClaimSource::File(path) => PairModel {
+                model: SameClaimModel::load(path)?,
+                origin: path.display().to_string(),
+            },
+        };
         let pool = self
             .threads
             .map(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build())
@@ -235,17 +256,12 @@ impl EngineBuilder {
             scorer: self.scorer,
             options,
             alignment,
+            same_claim,
             observer: self.observer,
         })
     }
 
-    fn read_alignment(&self) -> Result<Option<Alignment>> {
-        if !(0.0..=1.0).contains(&self.amount_bonus) {
-            return Err(Error::Invalid {
-                option: "the amount bonus",
-                why: format!("must be between 0 and 1, not {}", self.amount_bonus),
-            });
-        }
+    fn read_alignment(&self) -> Result<Option<ParallelPairs>> {
         let pairs = match &self.alignment {
             AlignmentSource::Off => return Ok(None),
             AlignmentSource::Default => {
@@ -253,10 +269,7 @@ impl EngineBuilder {
             }
             AlignmentSource::File(path) => ParallelPairs::load(path)?,
         };
-        Ok(Some(Alignment {
-            pairs,
-            amount_bonus: self.amount_bonus,
-        }))
+        Ok(Some(pairs))
     }
 }
 
@@ -270,7 +283,8 @@ pub struct EngineSettings {
     frame: Frame,
     scorer: ScorerKind,
     options: ClusterOptions,
-    alignment: Option<Alignment>,
+    alignment: Option<ParallelPairs>,
+    same_claim: PairModel,
     observer: Arc<dyn Observer>,
 }
 
@@ -290,6 +304,8 @@ impl EngineSettings {
             options: self.options,
             alignment: self.alignment,
             offset: OnceLock::new(),
+            same_claim: self.same_claim,
+            same_claim_checked: OnceLock::new(),
             observer: self.observer,
         })
     }
@@ -352,8 +368,10 @@ pub struct Engine {
     scorer: ScorerKind,
     stance: OnceLock<StanceModel>,
     options: ClusterOptions,
-    alignment: Option<Alignment>,
+    alignment: Option<ParallelPairs>,
     offset: OnceLock<Option<LanguageOffset>>,
+    same_claim: PairModel,
+    same_claim_checked: OnceLock<()>,
     observer: Arc<dyn Observer>,
 }
 
@@ -412,23 +430,27 @@ impl Engine {
         self.options.grouping.check_rows(corpus.claims.len())?;
         let emb = self.embed_claims(corpus)?;
         let offset = self.offset_for(corpus)?;
+        let same_claim = self.same_claim_model()?;
         let stance = self.stance_model()?;
         let model = ModelInfo {
             id: self.model_id().to_string(),
             dim: self.dim(),
             precision: self.precision().to_string(),
         };
-        self.run(|| pipeline::analyse(corpus, &emb, offset, model, stance, &self.options))
+        self.run(|| {
+            let scorer = PairScorer::new(pipeline::claim_pairs(corpus, &emb, offset), same_claim);
+            pipeline::analyse(corpus, &emb, &scorer, model, stance, &self.options)
+        })
     }
 
-    /// The corpus's duplicate claim pairs, most similar first.
+    /// The corpus's duplicate claim pairs, most probable first.
     pub fn duplicates(&self, corpus: &Corpus) -> Result<Vec<DuplicateRow>> {
         let emb = self.embed_claims(corpus)?;
         let offset = self.offset_for(corpus)?;
+        let same_claim = self.same_claim_model()?;
         let pairs = self.run(|| {
-            let cross =
-                offset.and_then(|o| pipeline::cross_lingual(corpus, &emb, o, &self.options));
-            pipeline::duplicates(corpus, &emb, &self.options, cross.as_ref())
+            let scorer = PairScorer::new(pipeline::claim_pairs(corpus, &emb, offset), same_claim);
+            pipeline::duplicates(corpus, &scorer, &self.options)
         });
         Ok(pairs
             .into_iter()
@@ -437,7 +459,8 @@ impl Engine {
                 DuplicateRow {
                     a: a.id.clone(),
                     b: b.id.clone(),
-                    similarity: p.similarity,
+                    probability: p.probability,
+                    cosine: p.cosine,
                     article_a: a.article.clone(),
                     article_b: b.article.clone(),
                     text_a: a.text.clone(),
@@ -471,8 +494,26 @@ impl Engine {
     pub fn alignment_sentences(&self) -> HashSet<&str> {
         self.alignment
             .as_ref()
-            .map(|a| a.pairs.sentences())
+            .map(ParallelPairs::sentences)
             .unwrap_or_default()
+    }
+
+    /// The same-claim model, checked at first use against this encoder (a model
+    /// fitted for another is refused).
+    pub fn same_claim_model(&self) -> Result<&SameClaimModel> {
+        if self.same_claim_checked.get().is_none() {
+            let probe = self.probe()?;
+            let pair = &self.same_claim;
+            pair.model.check_encoder(&probe, &pair.origin)?;
+            self.same_claim_checked.get_or_init(|| ());
+        }
+        Ok(&self.same_claim.model)
+    }
+
+    /// The embedding of the same-claim model's probe sentence under this encoder.
+    pub fn probe(&self) -> Result<Vec<f32>> {
+        let (emb, _) = self.embed_counted(&[PROBE_TEXT], Role::Passage)?;
+        Ok(emb.row(0).to_vec())
     }
 
     /// The encoder, for the server and the side-by-side benchmark.
@@ -515,18 +556,16 @@ impl Engine {
         self.language_offset()
     }
 
-    fn measure_offset(&self, alignment: &Alignment) -> Result<LanguageOffset> {
-        let pairs = &alignment.pairs.pairs;
+    fn measure_offset(&self, alignment: &ParallelPairs) -> Result<LanguageOffset> {
+        let pairs = &alignment.pairs;
         let english: Vec<&str> = pairs.iter().map(|(en, _)| en.as_str()).collect();
         let chinese: Vec<&str> = pairs.iter().map(|(_, zh)| zh.as_str()).collect();
         let (english, _) = self.embed_counted(&english, Role::Passage)?;
         let (chinese, _) = self.embed_counted(&chinese, Role::Passage)?;
-        let offset = LanguageOffset::fit(english.view(), chinese.view())
-            .with_amount_bonus(alignment.amount_bonus);
+        let offset = LanguageOffset::fit(english.view(), chinese.view());
         self.observer.event(&Event::LanguageOffset {
             pairs: pairs.len(),
             translation_floor: offset.translation_floor(),
-            chinese_distance_scale: offset.chinese_distance_scale(),
         });
         Ok(offset)
     }

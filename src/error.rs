@@ -10,6 +10,7 @@ use crate::corpus::CorpusError;
 use crate::embed::EmbedError;
 use crate::input::InputError;
 use crate::model::ModelError;
+use crate::same_claim::SameClaimError;
 use crate::stance::FrameError;
 
 /// Everything that can go wrong in stancemap's library.
@@ -36,6 +37,12 @@ pub enum Error {
     /// Reading a stance target frame.
     #[error(transparent)]
     Frame(#[from] FrameError),
+    /// Reading or checking the same-claim model.
+    #[error(transparent)]
+    SameClaim(#[from] SameClaimError),
+    /// Fitting the same-claim model.
+    #[error("fitting the same-claim model: {0}")]
+    Fit(String),
     /// An option out of its range, refused before any work.
     #[error("{option} {why}")]
     Invalid { option: &'static str, why: String },

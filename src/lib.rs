@@ -45,6 +45,7 @@ mod observer;
 pub mod output;
 mod pipeline;
 pub mod report;
+pub mod same_claim;
 pub mod serve;
 pub mod stance;
 
@@ -52,8 +53,8 @@ pub use cluster::{Agglomerative, Algorithm, Dbscan, Hdbscan};
 pub use corpus::Corpus;
 pub use embed::{Precision, Role};
 pub use engine::{
-    AlignmentSource, CacheLocation, Engine, EngineBuilder, EngineSettings,
-    DEFAULT_DUPLICATE_THRESHOLD, DEFAULT_MAX_DISTANCE,
+    AlignmentSource, CacheLocation, Engine, EngineBuilder, EngineSettings, SameClaimSource,
+    DEFAULT_CUT, DEFAULT_DUPLICATE_THRESHOLD, DEFAULT_MAX_DISTANCE,
 };
 pub use error::{Error, Result};
 pub use observer::{Event, Observer, Silent};

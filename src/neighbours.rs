@@ -8,8 +8,6 @@ use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::align::CrossLingual;
-
 /// Rows of the similarity matrix computed at a time.
 const BLOCK: usize = 1024;
 
@@ -34,7 +32,7 @@ pub struct Pair {
 }
 
 /// Calls `visit(i, similarities of row i to all rows)` for every row, a block at a time.
-fn for_each_row(emb: ArrayView2<f32>, mut visit: impl FnMut(usize, &[f32])) {
+pub(crate) fn for_each_row(emb: ArrayView2<f32>, mut visit: impl FnMut(usize, &[f32])) {
     let n = emb.nrows();
     for start in (0..n).step_by(BLOCK) {
         let end = (start + BLOCK).min(n);
@@ -43,44 +41,6 @@ fn for_each_row(emb: ArrayView2<f32>, mut visit: impl FnMut(usize, &[f32])) {
             visit(start + offset, row.as_slice().expect("contiguous"));
         }
     }
-}
-
-/// Every pair with cosine ≥ `threshold`, most similar first: exact up to
-/// [`EXACT_LIMIT`] rows, approximate above.
-pub fn pairs_above(emb: &Array2<f32>, threshold: f32) -> Vec<Pair> {
-    if emb.nrows() > EXACT_LIMIT {
-        approximate_pairs_above(emb, threshold, ANN_NEIGHBOURS)
-    } else {
-        exact_pairs_above(emb, threshold)
-    }
-}
-
-/// Every pair with cosine ≥ `threshold`, by blocked products.
-pub fn exact_pairs_above(emb: &Array2<f32>, threshold: f32) -> Vec<Pair> {
-    scored_pairs_above(emb, threshold, |_, _, cosine| cosine)
-}
-
-/// Every pair whose `score(i, j, cosine)` is ≥ `threshold`, by blocked products.
-fn scored_pairs_above(
-    emb: &Array2<f32>,
-    threshold: f32,
-    score: impl Fn(usize, usize, f32) -> f32,
-) -> Vec<Pair> {
-    let mut pairs = Vec::new();
-    for_each_row(emb.view(), |i, row| {
-        for (j, &cosine) in row.iter().enumerate().skip(i + 1) {
-            let similarity = score(i, j, cosine);
-            if similarity >= threshold {
-                pairs.push(Pair {
-                    a: i,
-                    b: j,
-                    similarity,
-                });
-            }
-        }
-    });
-    pairs.sort_by(|x, y| y.similarity.total_cmp(&x.similarity));
-    pairs
 }
 
 /// A unit vector as an HNSW point; distance is cosine distance.
@@ -143,104 +103,52 @@ pub fn approximate_pairs_above(emb: &Array2<f32>, threshold: f32, k: usize) -> V
     pairs
 }
 
-/// The condensed cosine-distance matrix (upper triangle, row-major), as
-/// hierarchical clustering takes it; with `cross`, pairs across languages are
-/// scored as [`CrossLingual`] says.
-pub fn condensed_distances(emb: &Array2<f32>, cross: Option<&CrossLingual>) -> Vec<f32> {
-    let n = emb.nrows();
-    let mut out = Vec::with_capacity(n * n.saturating_sub(1) / 2);
-    for_each_row(emb.view(), |i, row| {
-        let tail = row.iter().enumerate().skip(i + 1);
-        match cross {
-            Some(cross) => out.extend(tail.map(|(j, &s)| cross.distance(i, j, s))),
-            None => out.extend(tail.map(|(_, &s)| (1.0 - s).max(0.0))),
-        }
-    });
-    out
-}
-
-/// Every pair scoring ≥ `threshold`: cosine within a language, and with `cross`,
-/// moved cosine plus margin across languages; most similar first. Exact pairs are
-/// scored in the one pass; above [`EXACT_LIMIT`] the index is searched twice, on
-/// the plain rows for pairs in one language and on the moved rows for the others.
-pub fn pairs_scoring_above(
-    emb: &Array2<f32>,
-    cross: Option<&CrossLingual>,
-    threshold: f32,
-) -> Vec<Pair> {
-    let Some(cross) = cross.filter(|c| c.mixes_languages()) else {
-        return pairs_above(emb, threshold);
+/// `groups` groups of `size` copies of random unit vectors in `dim` dimensions,
+/// each copy moved by uniform noise of width `noise` (for tests).
+#[cfg(test)]
+pub(crate) fn near_duplicates(groups: usize, size: usize, dim: usize, noise: f32) -> Array2<f32> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut uniform = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f32 / (1u64 << 53) as f32 - 0.5
     };
-    if emb.nrows() <= EXACT_LIMIT {
-        return scored_pairs_above(emb, threshold, |i, j, s| cross.similarity(i, j, s));
+    let mut emb = Array2::zeros((groups * size, dim));
+    for g in 0..groups {
+        let centre: Vec<f32> = (0..dim).map(|_| uniform()).collect();
+        for c in 0..size {
+            let mut row = emb.row_mut(g * size + c);
+            for (x, m) in row.iter_mut().zip(&centre) {
+                *x = m + noise * uniform();
+            }
+            let norm = row.dot(&row).sqrt();
+            row /= norm;
+        }
     }
-    let mut pairs: Vec<Pair> = pairs_above(emb, threshold)
-        .into_iter()
-        .filter(|p| !cross.crosses(p.a, p.b))
-        .collect();
-    pairs.extend(
-        pairs_above(cross.moved(), threshold - cross.largest_lift())
-            .into_iter()
-            .filter(|p| cross.crosses(p.a, p.b))
-            .map(|p| Pair {
-                similarity: cross.similarity(p.a, p.b, emb.row(p.a).dot(&emb.row(p.b))),
-                ..p
-            })
-            .filter(|p| p.similarity >= threshold),
-    );
-    pairs.sort_by(|x, y| y.similarity.total_cmp(&x.similarity));
-    pairs
+    emb
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn pairs_and_distances_agree() {
-        let emb = ndarray::arr2(&[[1.0, 0.0], [0.6, 0.8], [1.0, 0.0]]);
-        let pairs = pairs_above(&emb, 0.5);
-        assert_eq!(
-            pairs[0],
-            Pair {
-                a: 0,
-                b: 2,
-                similarity: 1.0
-            }
-        );
-        assert_eq!(pairs.len(), 3);
-        let d = condensed_distances(&emb, None);
-        assert_eq!(d.len(), 3);
-        assert!((d[0] - 0.4).abs() < 1e-6 && d[1].abs() < 1e-6);
-    }
-
-    /// `groups` groups of `size` noisy copies of random unit vectors in 64 dimensions.
-    fn near_duplicates(groups: usize, size: usize) -> Array2<f32> {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut uniform = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f32 / (1u64 << 53) as f32 - 0.5
-        };
-        let mut emb = Array2::zeros((groups * size, 64));
-        for g in 0..groups {
-            let centre: Vec<f32> = (0..64).map(|_| uniform()).collect();
-            for c in 0..size {
-                let mut row = emb.row_mut(g * size + c);
-                for (x, m) in row.iter_mut().zip(&centre) {
-                    *x = m + 0.04 * uniform();
+    /// Every pair with cosine ≥ `threshold`, by blocked products.
+    fn exact_pairs_above(emb: &Array2<f32>, threshold: f32) -> Vec<Pair> {
+        let mut pairs = Vec::new();
+        for_each_row(emb.view(), |a, row| {
+            for (b, &similarity) in row.iter().enumerate().skip(a + 1) {
+                if similarity >= threshold {
+                    pairs.push(Pair { a, b, similarity });
                 }
-                let norm = row.dot(&row).sqrt();
-                row /= norm;
             }
-        }
-        emb
+        });
+        pairs
     }
 
     #[test]
     fn the_approximate_index_finds_the_exact_pairs() {
-        let emb = near_duplicates(300, 8);
+        let emb = near_duplicates(300, 8, 64, 0.04);
         let exact = exact_pairs_above(&emb, 0.9);
         let approximate = approximate_pairs_above(&emb, 0.9, ANN_NEIGHBOURS);
         assert!(

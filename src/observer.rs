@@ -34,7 +34,6 @@ pub enum Event {
     LanguageOffset {
         pairs: usize,
         translation_floor: f32,
-        chinese_distance_scale: f32,
     },
     /// The server got SIGTERM or Ctrl-C and finishes the requests in flight.
     ShuttingDown,
@@ -79,11 +78,10 @@ impl fmt::Display for Event {
             Event::LanguageOffset {
                 pairs,
                 translation_floor,
-                chinese_distance_scale,
             } => write!(
                 f,
                 "language offset from {pairs} parallel pairs: translations reach cosine \
-                 {translation_floor:.3} (97%), Chinese distances ×{chinese_distance_scale:.2}"
+                 {translation_floor:.3} (97%)"
             ),
             Event::ShuttingDown => f.write_str("shutting down after the requests in flight"),
         }

@@ -1,18 +1,19 @@
-//! The main job: corpus → claim embeddings → duplicate pairs → clusters with
-//! labels and keywords → stance of claims and clusters → report.
+//! The main job: corpus → claim embeddings → same-claim probabilities of pairs →
+//! duplicate pairs → clusters with labels and keywords → stance of claims and
+//! clusters → report.
 
 use ndarray::Array2;
 
-use crate::align::{CrossLingual, LanguageOffset};
+use crate::align::LanguageOffset;
 use crate::cluster::{Algorithm, Grouping};
 use crate::corpus::{Corpus, Lang};
 use crate::error::{Error, Result};
 use crate::keywords;
 use crate::money::{self, Money};
-use crate::neighbours::{pairs_scoring_above, Pair};
 use crate::report::{
     project_2d, ClaimOut, ClusterOut, DuplicateOut, MemberEvidence, ModelInfo, Report, TargetInfo,
 };
+use crate::same_claim::{ClaimPairs, PairScorer, ScoredPair};
 use crate::stance::{aggregate, ClaimStance, StanceModel};
 
 /// Thresholds of the main job, checked once when made.
@@ -20,43 +21,51 @@ use crate::stance::{aggregate, ClaimStance, StanceModel};
 pub struct ClusterOptions {
     /// How claims are grouped.
     pub grouping: Grouping,
-    /// Cosine at or above which two claims are duplicates.
-    pub duplicate_similarity: f32,
+    /// Same-claim probability at or above which two claims are duplicates.
+    pub duplicate_probability: f32,
     /// Keep only duplicate pairs from different articles.
     pub cross_article_only: bool,
 }
 
 impl ClusterOptions {
-    /// Checks the grouping parameters and the duplicate threshold (a cosine, so
-    /// in [-1, 1]).
+    /// Checks the grouping parameters and the duplicate threshold (a probability
+    /// in (0, 1]).
     pub fn new(
         algorithm: Algorithm,
-        duplicate_similarity: f32,
+        duplicate_probability: f32,
         cross_article_only: bool,
     ) -> Result<Self> {
-        if !(-1.0..=1.0).contains(&duplicate_similarity) {
+        if !(duplicate_probability > 0.0 && duplicate_probability <= 1.0) {
             return Err(Error::Invalid {
                 option: "the duplicate threshold",
-                why: format!("must be a cosine in [-1, 1], not {duplicate_similarity}"),
+                why: format!(
+                    "must be a same-claim probability in (0, 1], not {duplicate_probability}"
+                ),
             });
         }
         Ok(ClusterOptions {
             grouping: algorithm.check()?,
-            duplicate_similarity,
+            duplicate_probability,
             cross_article_only,
         })
     }
 }
 
-/// Duplicate claim pairs (row indices), most similar first; pairs across
-/// languages are scored as `cross` says.
-pub fn duplicates(
+/// How `corpus`'s claims compare in pairs: the offset moves Chinese ones.
+pub fn claim_pairs(
     corpus: &Corpus,
     emb: &Array2<f32>,
-    opts: &ClusterOptions,
-    cross: Option<&CrossLingual>,
-) -> Vec<Pair> {
-    pairs_scoring_above(emb, cross, opts.duplicate_similarity)
+    offset: Option<&LanguageOffset>,
+) -> ClaimPairs {
+    let texts: Vec<&str> = corpus.claims.iter().map(|c| c.text.as_str()).collect();
+    let langs: Vec<Lang> = corpus.claims.iter().map(|c| c.lang).collect();
+    ClaimPairs::new(emb, &texts, &langs, offset)
+}
+
+/// Duplicate claim pairs (row indices), most probable first.
+pub fn duplicates(corpus: &Corpus, scorer: &PairScorer, opts: &ClusterOptions) -> Vec<ScoredPair> {
+    scorer
+        .pairs_at_least(opts.duplicate_probability)
         .into_iter()
         .filter(|p| {
             !opts.cross_article_only || corpus.claims[p.a].article != corpus.claims[p.b].article
@@ -64,40 +73,35 @@ pub fn duplicates(
         .collect()
 }
 
-/// Clusters the claims (comparing them across languages through `offset` when
-/// given), scores their stance toward `stance`'s target and builds the report.
+/// Clusters the claims as `scorer` compares them, scores their stance toward
+/// `stance`'s target and builds the report.
 pub fn analyse(
     corpus: &Corpus,
     emb: &Array2<f32>,
-    offset: Option<&LanguageOffset>,
+    scorer: &PairScorer,
     model: ModelInfo,
     stance: &StanceModel,
     opts: &ClusterOptions,
 ) -> Result<Report> {
-    let cross = offset.and_then(|o| cross_lingual(corpus, emb, o, opts));
     let claim_stances = stance.score(emb.view());
-    let clustering = opts.grouping.fit(emb, cross.as_ref())?;
+    let clustering = opts.grouping.fit(scorer)?;
     // One space for whatever compares members of a cluster, and for the map.
-    let space = CrossLingual::space(cross.as_ref(), emb);
+    let space = scorer.pairs().moved();
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); clustering.n_clusters];
     for (i, label) in clustering.labels.iter().enumerate() {
         if let Some(c) = label {
             members[*c].push(i);
         }
     }
-    let similarity = |a: usize, b: usize| {
-        let cosine = emb.row(a).dot(&emb.row(b));
-        cross
-            .as_ref()
-            .map_or(cosine, |c| c.similarity(a, b, cosine))
-    };
-    let clusters = summaries(corpus, &members, space, &claim_stances, &similarity);
-    let duplicates = duplicates(corpus, emb, opts, cross.as_ref())
+    let probability = |a: usize, b: usize| scorer.probability(a, b);
+    let clusters = summaries(corpus, &members, space, &claim_stances, &probability);
+    let duplicates = duplicates(corpus, scorer, opts)
         .into_iter()
         .map(|p| DuplicateOut {
             a: corpus.claims[p.a].id.clone(),
             b: corpus.claims[p.b].id.clone(),
-            similarity: p.similarity,
+            probability: p.probability,
+            cosine: p.cosine,
         })
         .collect();
     let claims = corpus
@@ -134,7 +138,7 @@ fn summaries(
     members: &[Vec<usize>],
     space: &Array2<f32>,
     claim_stances: &[ClaimStance],
-    similarity: &dyn Fn(usize, usize) -> f32,
+    probability: &dyn Fn(usize, usize) -> f32,
 ) -> Vec<ClusterOut> {
     let texts: Vec<Vec<&str>> = members
         .iter()
@@ -153,7 +157,9 @@ fn summaries(
             articles.sort();
             articles.dedup();
             let member_stances: Vec<_> = m.iter().map(|&i| claim_stances[i]).collect();
-            let evidence = evidence(corpus, m, similarity);
+            let evidence = evidence(corpus, m, probability);
+            // Every member's fit is its mean over the group's other members, so
+            // their mean is the mean over the group's pairs.
             let coherence = evidence.iter().map(|e| e.fit).sum::<f32>() / m.len() as f32;
             ClusterOut {
                 id,
@@ -171,11 +177,11 @@ fn summaries(
         .collect()
 }
 
-/// Each member's mean similarity to the others and its closest fellow member.
+/// Each member's mean probability with the others and its likeliest fellow member.
 fn evidence(
     corpus: &Corpus,
     members: &[usize],
-    similarity: &dyn Fn(usize, usize) -> f32,
+    probability: &dyn Fn(usize, usize) -> f32,
 ) -> Vec<MemberEvidence> {
     members
         .iter()
@@ -183,7 +189,7 @@ fn evidence(
             let others: Vec<(usize, f32)> = members
                 .iter()
                 .filter(|&&j| j != i)
-                .map(|&j| (j, similarity(i, j)))
+                .map(|&j| (j, probability(i, j)))
                 .collect();
             let fit = others.iter().map(|o| o.1).sum::<f32>() / others.len().max(1) as f32;
             let (tied, tie) = others
@@ -216,18 +222,6 @@ fn shared_amounts(corpus: &Corpus, members: &[usize]) -> Vec<String> {
         .filter(|&(_, n)| n >= 2)
         .map(|(amount, _)| amount.to_string())
         .collect()
-}
-
-/// How `corpus`'s claims compare across languages (`None` when they share one).
-pub fn cross_lingual(
-    corpus: &Corpus,
-    emb: &Array2<f32>,
-    offset: &LanguageOffset,
-    opts: &ClusterOptions,
-) -> Option<CrossLingual> {
-    let texts: Vec<&str> = corpus.claims.iter().map(|c| c.text.as_str()).collect();
-    let langs: Vec<Lang> = corpus.claims.iter().map(|c| c.lang).collect();
-    CrossLingual::new(offset, emb, &texts, &langs, opts.duplicate_similarity)
 }
 
 /// Each member's cosine to the members' normalised mean.

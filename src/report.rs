@@ -1,4 +1,4 @@
-//! The report: `report.json` (the contract in docs/ARCHITECTURE.md, version 1),
+//! The report: `report.json` (the contract in docs/ARCHITECTURE.md, version 3),
 //! `report.md` (clusters largest first) and `report.html` (one self-contained
 //! page: a 2-D map of the claims coloured by cluster, text on hover, and the list).
 
@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::stance::{ClaimStance, ClusterStance, Label};
 
 /// The version of the `report.json` contract (docs/ARCHITECTURE.md).
-pub const REPORT_VERSION: u32 = 2;
+pub const REPORT_VERSION: u32 = 3;
 
 /// Everything `stancemap cluster` found.
 #[derive(Debug, Clone, Serialize)]
@@ -65,7 +65,7 @@ pub struct ClusterOut {
     pub keywords: Vec<String>,
     pub members: Vec<String>,
     pub stance: ClusterStance,
-    /// Mean similarity over the group's pairs of members (the duplicate score).
+    /// Mean same-claim probability over the group's pairs of members.
     pub coherence: f32,
     /// Per member, in `members` order: how well it fits and what ties it in.
     pub evidence: Vec<MemberEvidence>,
@@ -77,9 +77,9 @@ pub struct ClusterOut {
 #[derive(Debug, Clone, Serialize)]
 pub struct MemberEvidence {
     pub claim: String,
-    /// Mean similarity to the other members.
+    /// Mean same-claim probability with the other members.
     pub fit: f32,
-    /// The member most similar to it, and that similarity.
+    /// The member it most probably states the same claim as, and that probability.
     pub tied_to: String,
     pub tie: f32,
 }
@@ -88,7 +88,10 @@ pub struct MemberEvidence {
 pub struct DuplicateOut {
     pub a: String,
     pub b: String,
-    pub similarity: f32,
+    /// The probability that the two state the same claim.
+    pub probability: f32,
+    /// Their cosine (a Chinese side moved by the language offset).
+    pub cosine: f32,
 }
 
 /// One line of `stancemap dedup`'s JSONL: a duplicate pair with both claims.
@@ -96,7 +99,10 @@ pub struct DuplicateOut {
 pub struct DuplicateRow {
     pub a: String,
     pub b: String,
-    pub similarity: f32,
+    /// The probability that the two state the same claim.
+    pub probability: f32,
+    /// Their cosine (a Chinese side moved by the language offset).
+    pub cosine: f32,
     pub article_a: String,
     pub article_b: String,
     pub text_a: String,
@@ -282,14 +288,15 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
         if self.duplicates.is_empty() {
             return;
         }
-        md.push_str("\n## Duplicate claims\n\n| a | b | cosine | text a | text b |\n|---|---|---|---|---|\n");
+        md.push_str("\n## Duplicate claims\n\n| a | b | same-claim p | cosine | text a | text b |\n|---|---|---|---|---|---|\n");
         for d in &self.duplicates {
             let _ = writeln!(
                 md,
-                "| {} | {} | {:.3} | {} | {} |",
+                "| {} | {} | {:.3} | {:.3} | {} | {} |",
                 d.a,
                 d.b,
-                d.similarity,
+                d.probability,
+                d.cosine,
                 md_cell(&self.claim(&d.a).claim.text),
                 md_cell(&self.claim(&d.b).claim.text)
             );

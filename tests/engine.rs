@@ -6,7 +6,9 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use stancemap::{Agglomerative, Algorithm, Corpus, Engine, Error, Event, Observer};
+use stancemap::{
+    Agglomerative, Algorithm, Corpus, Engine, Error, Event, Observer, SameClaimSource,
+};
 
 /// An observer that keeps every event.
 #[derive(Clone, Default)]
@@ -30,18 +32,24 @@ fn options_are_checked_before_the_model_is_touched() {
     let nan = invalid(builder().duplicate_threshold(f32::NAN).build());
     assert!(nan.contains("duplicate threshold"), "{nan}");
     let big = invalid(builder().duplicate_threshold(2.0).build());
-    assert!(big.contains("[-1, 1]"), "{big}");
-    invalid(builder().amount_bonus(1.5).build());
+    assert!(big.contains("probability in (0, 1]"), "{big}");
+    invalid(builder().duplicate_threshold(0.0).build());
+    let missing = builder()
+        .same_claim(SameClaimSource::File("no/such/model.json".into()))
+        .build();
+    match missing {
+        Err(Error::SameClaim(e)) => assert!(e.to_string().contains("no/such/model.json"), "{e}"),
+        Err(e) => panic!("expected a same-claim model error, got: {e}"),
+        Ok(_) => panic!("a missing same-claim model loaded"),
+    }
     invalid(builder().batch_size(0).build());
     invalid(builder().threads(0).build());
     let cut = invalid(
         builder()
-            .grouping(Algorithm::Agglomerative(Agglomerative {
-                max_distance: 3.0,
-            }))
+            .grouping(Algorithm::Agglomerative(Agglomerative { cut: 3.0 }))
             .build(),
     );
-    assert!(cut.contains("max_distance"), "{cut}");
+    assert!(cut.contains("probability"), "{cut}");
     // Options that pass get as far as the model, which is missing.
     match builder().check().map(|settings| settings.load()) {
         Ok(Err(Error::Model(e))) => assert!(e.to_string().contains("no/such/model"), "{e}"),
@@ -118,7 +126,7 @@ fn stance_and_duplicates_work_from_the_library() {
     assert!(
         pairs
             .iter()
-            .any(|p| p.article_a != p.article_b && p.similarity >= 0.91),
+            .any(|p| p.article_a != p.article_b && p.probability >= 0.5),
         "the same deal in two languages is a duplicate: {pairs:?}"
     );
 }

@@ -119,9 +119,9 @@ fn bad_flags_and_outputs_are_refused_before_any_work() {
     let out = dir.path().join("o").to_str().unwrap().to_string();
     for (flag, value, needle) in [
         ("--threshold", "NaN", "duplicate threshold"),
-        ("--threshold", "2", "[-1, 1]"),
-        ("--max-distance", "-0.5", "max_distance"),
-        ("--amount-bonus", "NaN", "amount bonus"),
+        ("--threshold", "2", "probability in (0, 1]"),
+        ("--cut", "-0.5", "probability in (0, 1]"),
+        ("--same-claim", "no/such/model.json", "no/such/model.json"),
     ] {
         let flag = format!("{flag}={value}");
         let run = stancemap(&["cluster", "seeds/", &flag, "-o", &out]);

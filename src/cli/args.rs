@@ -7,7 +7,8 @@ use clap::{Args, ValueEnum};
 
 use stancemap::{
     Agglomerative, Algorithm, AlignmentSource, CacheLocation, Dbscan, Engine, EngineBuilder,
-    Hdbscan, Precision, ScorerKind, DEFAULT_DUPLICATE_THRESHOLD, DEFAULT_MAX_DISTANCE,
+    Hdbscan, Precision, SameClaimSource, ScorerKind, DEFAULT_CUT, DEFAULT_DUPLICATE_THRESHOLD,
+    DEFAULT_MAX_DISTANCE,
 };
 
 use super::progress::Terminal;
@@ -54,11 +55,14 @@ impl EngineArgs {
 /// Thresholds of grouping and duplicate detection.
 #[derive(Args)]
 pub struct GroupingArgs {
-    /// Cosine similarity at or above which two claims are duplicates.
-    #[arg(long, default_value_t = DEFAULT_DUPLICATE_THRESHOLD)]
+    /// Same-claim probability (0–1] at or above which two claims are duplicates.
+    #[arg(long, default_value_t = DEFAULT_DUPLICATE_THRESHOLD, value_name = "P")]
     pub threshold: f32,
-    /// Cosine distance cut: under it groups merge (agglomerative, average linkage)
-    /// or rows are neighbours (DBSCAN).
+    /// Agglomerative: groups merge while their pairs' mean same-claim probability
+    /// is at least P (0–1]; groups that end under it are dissolved.
+    #[arg(long, default_value_t = DEFAULT_CUT, value_name = "P")]
+    pub cut: f32,
+    /// DBSCAN: cosine distance (0–2] within which aligned claims are neighbours.
     #[arg(long, default_value_t = DEFAULT_MAX_DISTANCE)]
     pub max_distance: f32,
     /// How claims are grouped.
@@ -81,7 +85,10 @@ impl GroupingArgs {
     /// `builder` with these thresholds and the cache unless turned off.
     pub fn apply(&self, builder: EngineBuilder) -> EngineBuilder {
         builder
-            .grouping(self.algorithm.with(self.max_distance, self.min_points))
+            .grouping(
+                self.algorithm
+                    .with(self.cut, self.max_distance, self.min_points),
+            )
             .duplicate_threshold(self.threshold)
             .cross_article_only(self.cross_article_only)
             .cache(cache_unless(self.no_cache))
@@ -107,11 +114,9 @@ pub enum AlgorithmKind {
 
 impl AlgorithmKind {
     /// The algorithm with its parameters (unchecked: the engine checks them).
-    pub fn with(self, max_distance: f32, min_points: usize) -> Algorithm {
+    pub fn with(self, cut: f32, max_distance: f32, min_points: usize) -> Algorithm {
         match self {
-            AlgorithmKind::Agglomerative => {
-                Algorithm::Agglomerative(Agglomerative { max_distance })
-            }
+            AlgorithmKind::Agglomerative => Algorithm::Agglomerative(Agglomerative { cut }),
             AlgorithmKind::Dbscan => Algorithm::Dbscan(Dbscan {
                 max_distance,
                 min_points,
@@ -123,7 +128,8 @@ impl AlgorithmKind {
     }
 }
 
-/// Which parallel sentences align Chinese with English embeddings.
+/// How claims are compared: the parallel sentences that align Chinese with
+/// English embeddings, and the same-claim model.
 #[derive(Args)]
 pub struct AlignArgs {
     /// Parallel English–Chinese sentences (TSV `en<TAB>zh`) that measure the
@@ -133,21 +139,26 @@ pub struct AlignArgs {
     /// Compare claims as the encoder places them, without the language offset.
     #[arg(long, conflicts_with = "align")]
     pub no_align: bool,
-    /// What a money amount named by both claims of an English–Chinese pair adds
-    /// to its score ($500 million = 5亿美元); 0 turns it off.
-    #[arg(long, default_value_t = stancemap::align::SHARED_AMOUNT_BONUS, value_name = "SCORE")]
-    pub amount_bonus: f32,
+    /// A same-claim model (JSON from `stancemap eval fit-same-claim`) that gives
+    /// the probability two claims state the same thing. Default: the built-in
+    /// one for multilingual-e5-small (models/same-claim/e5-small.json).
+    #[arg(long, value_name = "FILE")]
+    pub same_claim: Option<PathBuf>,
 }
 
 impl AlignArgs {
-    /// `builder` with this alignment.
+    /// `builder` with this alignment and same-claim model.
     pub fn apply(&self, builder: EngineBuilder) -> EngineBuilder {
         let source = match (&self.align, self.no_align) {
             (_, true) => AlignmentSource::Off,
             (Some(path), false) => AlignmentSource::File(path.clone()),
             (None, false) => AlignmentSource::Default,
         };
-        builder.alignment(source).amount_bonus(self.amount_bonus)
+        let same_claim = self
+            .same_claim
+            .clone()
+            .map_or(SameClaimSource::Default, SameClaimSource::File);
+        builder.alignment(source).same_claim(same_claim)
     }
 }
 

@@ -16,7 +16,7 @@ pub struct DedupArgs {
     /// Files or folders of articles.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
-    /// JSONL output ({"a","b","similarity","article_a","article_b","text_a","text_b"});
+    /// JSONL output ({"a","b","probability","cosine","article_a","article_b","text_a","text_b"});
     /// - for stdout.
     #[arg(short, long, default_value = "-")]
     output: PathBuf,

@@ -7,7 +7,9 @@ use clap::{Args, Subcommand};
 
 use stancemap::cluster::Grouping;
 use stancemap::eval::{self, stance::StanceSet};
-use stancemap::{Role, ScorerKind, DEFAULT_DUPLICATE_THRESHOLD, DEFAULT_MAX_DISTANCE};
+use stancemap::same_claim::fit::{self, EncoderIdentity};
+use stancemap::{output, Role, ScorerKind, DEFAULT_CUT, DEFAULT_DUPLICATE_THRESHOLD};
+use stancemap::{Engine, DEFAULT_MAX_DISTANCE};
 
 use super::args::{cache_unless, AlgorithmKind, AlignArgs, EngineArgs};
 
@@ -20,7 +22,12 @@ pub struct EvalArgs {
     /// Pair sets (`text1 text2 label` TSV) and clustering sets (`{"text","label"}` JSONL).
     #[arg(required = true)]
     sets: Vec<PathBuf>,
-    /// Clustering cuts to score, comma-separated (default: the cluster command's).
+    /// Agglomerative cuts (same-claim probabilities) to score, comma-separated
+    /// (default: the cluster command's).
+    #[arg(long, value_delimiter = ',')]
+    cut: Vec<f32>,
+    /// DBSCAN radii (cosine distances) to score, comma-separated (default: the
+    /// cluster command's).
     #[arg(long, value_delimiter = ',')]
     max_distance: Vec<f32>,
     /// Clustering algorithms to score, comma-separated.
@@ -42,7 +49,8 @@ pub struct EvalArgs {
     /// its translation?).
     #[arg(long)]
     pairs_as_clusters: bool,
-    /// Duplicate threshold at which pair precision/recall is reported.
+    /// Duplicate threshold (same-claim probability) at which pair
+    /// precision/recall is reported.
     #[arg(long, default_value_t = DEFAULT_DUPLICATE_THRESHOLD)]
     threshold: f32,
     /// Use only the first N rows of each set.
@@ -60,6 +68,26 @@ enum EvalCommand {
     /// target, a frame from the first half of its rows, scored on the rest; plus the
     /// zero-shot case (a frame from one target scored on another).
     Stance(EvalStanceArgs),
+    /// Fit the same-claim model on pair sets (`text1 text2 label` TSV): a quarter
+    /// of each set's rows (by a hash of the first text) is kept apart to measure
+    /// calibration, and `eval` scores only that quarter of these sets.
+    FitSameClaim(FitArgs),
+}
+
+#[derive(Args)]
+struct FitArgs {
+    #[arg(required = true)]
+    sets: Vec<PathBuf>,
+    /// Where to write the model (JSON).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Embed every text afresh instead of using the on-disk cache.
+    #[arg(long)]
+    no_cache: bool,
+    #[command(flatten)]
+    align: AlignArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Args)]
@@ -94,6 +122,7 @@ impl EvalArgs {
     pub fn engine(&self) -> &EngineArgs {
         match &self.stance {
             Some(EvalCommand::Stance(stance)) => &stance.engine,
+            Some(EvalCommand::FitSameClaim(fit)) => &fit.engine,
             None => &self.engine,
         }
     }
@@ -102,6 +131,7 @@ impl EvalArgs {
 pub fn run(args: EvalArgs) -> Result<()> {
     match &args.stance {
         Some(EvalCommand::Stance(stance)) => run_stance(stance),
+        Some(EvalCommand::FitSameClaim(fit)) => run_fit(fit),
         None => run_sets(&args),
     }
 }
@@ -139,13 +169,7 @@ fn run_sets(args: &EvalArgs) -> Result<()> {
         .cache(cache_unless(args.no_cache))
         .duplicate_threshold(args.threshold);
     let engine = args.align.apply(builder).build()?;
-    let opts = eval::EvalOptions {
-        threshold: args.threshold,
-        offset: engine.language_offset()?,
-        limit: args.limit,
-        // The parallel sentences measured the offset, so they are not scored.
-        held_out: engine.alignment_sentences(),
-    };
+    let opts = eval_options(&engine, args.threshold, args.limit)?;
     let mut embed = |texts: &[&str]| engine.embed(texts, Role::Passage);
     let is_pairs = |set: &Path| set.extension().is_some_and(|e| e == "tsv");
     if args.sets.iter().any(|s| is_pairs(s)) {
@@ -169,21 +193,71 @@ fn run_sets(args: &EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// Every algorithm at every cut asked for (HDBSCAN has no cut), checked.
-fn groupings(args: &EvalArgs) -> Result<Vec<Grouping>> {
-    let cuts = if args.max_distance.is_empty() {
-        vec![DEFAULT_MAX_DISTANCE]
-    } else {
-        args.max_distance.clone()
+/// How the engine's sets are scored: the parallel sentences measured the
+/// offset, so they are not scored (nor are the rows the same-claim model was
+/// fitted on).
+fn eval_options(
+    engine: &Engine,
+    threshold: f32,
+    limit: Option<usize>,
+) -> Result<eval::EvalOptions<'_>> {
+    Ok(eval::EvalOptions {
+        threshold,
+        offset: engine.language_offset()?,
+        same_claim: engine.same_claim_model()?,
+        limit,
+        held_out: engine.alignment_sentences(),
+    })
+}
+
+fn run_fit(args: &FitArgs) -> Result<()> {
+    output::check_file(&args.output)?;
+    let builder = args.engine.builder().cache(cache_unless(args.no_cache));
+    let engine = args.align.apply(builder).build()?;
+    let offset = engine.language_offset()?;
+    let held_out = engine.alignment_sentences();
+    let mut embed = |texts: &[&str]| engine.embed(texts, Role::Passage);
+    let sets = args
+        .sets
+        .iter()
+        .map(|set| eval::labelled_pairs(set, &mut embed, offset, &held_out))
+        .collect::<stancemap::Result<Vec<_>>>()?;
+    let identity = EncoderIdentity {
+        name: engine.model_id().to_string(),
+        probe: engine.probe()?,
     };
+    let refit = std::env::args().collect::<Vec<_>>().join(" ");
+    let model = fit::fit(&sets, identity, &refit)?;
+    let json = serde_json::to_string_pretty(&model)? + "\n";
+    output::write_atomically(&args.output, |out| out.write_all(json.as_bytes()))?;
+    println!("| set | calibration pairs | Brier | ECE | AP |\n|---|---|---|---|---|");
+    for (set, c) in &model.calibration {
+        println!(
+            "| {set} | {} | {:.3} | {:.3} | {:.3} |",
+            c.pairs, c.brier, c.ece, c.average_precision
+        );
+    }
+    eprintln!(
+        "stancemap: wrote the same-claim model to {}",
+        args.output.display()
+    );
+    Ok(())
+}
+
+/// Every algorithm at every cut or radius asked for (HDBSCAN has neither), checked.
+fn groupings(args: &EvalArgs) -> Result<Vec<Grouping>> {
+    let or_default = |v: &[f32], d: f32| if v.is_empty() { vec![d] } else { v.to_vec() };
+    let cuts = or_default(&args.cut, DEFAULT_CUT);
+    let radii = or_default(&args.max_distance, DEFAULT_MAX_DISTANCE);
     let mut groupings = Vec::new();
     for kind in &args.algorithm {
-        let kind_cuts = match kind {
-            AlgorithmKind::Hdbscan => vec![0.0],
-            _ => cuts.clone(),
+        let settings: Vec<(f32, f32)> = match kind {
+            AlgorithmKind::Agglomerative => cuts.iter().map(|&c| (c, 0.0)).collect(),
+            AlgorithmKind::Dbscan => radii.iter().map(|&r| (DEFAULT_CUT, r)).collect(),
+            AlgorithmKind::Hdbscan => vec![(DEFAULT_CUT, 0.0)],
         };
-        for cut in kind_cuts {
-            groupings.push(kind.with(cut, args.min_points).check()?);
+        for (cut, radius) in settings {
+            groupings.push(kind.with(cut, radius, args.min_points).check()?);
         }
     }
     Ok(groupings)

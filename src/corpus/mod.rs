@@ -7,6 +7,7 @@
 //! encoding_rs). Site boilerplate (`Workflow`, `本站资料…`, `如有版权问题…`, `© CopyRight…`,
 //! ICP numbers, `更新时间：…`) yields no claims.
 
+mod assertions;
 pub mod segment;
 
 use std::collections::HashSet;

@@ -1,6 +1,7 @@
 //! Splitting article text into claims: the smallest units that assert one thing.
 //!
-//! A claim is a title line, a bullet or a sentence. Chinese sentences end at
+//! A claim is a title line, a bullet, or a sentence's assertion (a sentence that
+//! joins independent assertions is split, see [`super::assertions`]). Chinese sentences end at
 //! 。！？； (and ASCII `!?` before a Chinese character); English ones at `.!?`
 //! followed by a space and a capital, digit or quote — not after `U.S.` or inside
 //! `$2.5`. Bullets (` - `) start a new claim, and the short section headers that
@@ -9,6 +10,8 @@
 //! are dropped from the claim text but stay inside its byte span.
 
 use std::ops::Range;
+
+use super::assertions;
 
 /// Longest run of words a section header may have.
 const MAX_HEADER_WORDS: usize = 7;
@@ -33,8 +36,14 @@ pub fn claims(text: &str, base: usize) -> Vec<Span> {
         for piece in bullet_pieces(line) {
             let piece_start = line_start + piece.start;
             let body = strip_header(&line[piece.clone()], piece.end < line.len());
-            for sentence in sentences(body) {
-                let (start, end) = (piece_start + sentence.start, piece_start + sentence.end);
+            let assertions = sentences(body).into_iter().flat_map(|sentence| {
+                let at = sentence.start;
+                assertions::split(&body[sentence])
+                    .into_iter()
+                    .map(move |r| at + r.start..at + r.end)
+            });
+            for assertion in assertions {
+                let (start, end) = (piece_start + assertion.start, piece_start + assertion.end);
                 let cleaned = clean(&text[start..end]);
                 if cleaned.chars().count() >= MIN_CLAIM_CHARS && !is_header(&cleaned) {
                     out.push(Span {

@@ -7,10 +7,12 @@ use std::path::Path;
 use ndarray::Array2;
 use serde::Serialize;
 
-use crate::align::{CrossLingual, LanguageOffset};
+use crate::align::LanguageOffset;
 use crate::cluster::{root, Grouping};
 use crate::corpus::Lang;
 use crate::error::{Error, Result};
+use crate::same_claim::fit::{in_calibration_part, LabelledSet};
+use crate::same_claim::{ClaimPairs, PairScorer, SameClaimModel};
 
 /// Embeds passages (through the cache, when the caller has one).
 pub type EmbedPassages<'a> = dyn FnMut(&[&str]) -> Result<Array2<f32>> + 'a;
@@ -31,6 +33,9 @@ pub struct PairScores {
     /// Precision and recall at the duplicate threshold in use.
     pub precision_at_threshold: f64,
     pub recall_at_threshold: f64,
+    /// On 0–5 sets with a same-topic level (Sohu: 5 same event, 3 same topic):
+    /// the average precision of 5 against 3 alone.
+    pub same_event_ap: Option<f64>,
 }
 
 /// Figures for one clustering set and algorithm.
@@ -48,15 +53,19 @@ impl PairScores {
     /// The Markdown table header, with the duplicate threshold in use.
     pub fn table_header(threshold: f32) -> String {
         format!(
-            "| set | rows | Spearman | Pearson | AP | best F1 (at cos) | P / R at {threshold} |\n\
+            "| set | rows | Spearman | Pearson | AP | best F1 (at p) | P / R at p ≥ {threshold} |\n\
              |---|---|---|---|---|---|---|"
         )
     }
 
-    /// One Markdown table row.
+    /// One Markdown table row (two for a set with a same-topic level: the second
+    /// is same event against same topic alone).
     pub fn table_row(&self) -> String {
+        let same_event = self.same_event_ap.map_or(String::new(), |ap| {
+            format!("\n| {} (5 vs 3) | | | | {ap:.3} | | |", self.set)
+        });
         format!(
-            "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} ({:.3}) | {:.3} / {:.3} |",
+            "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} ({:.3}) | {:.3} / {:.3} |{same_event}",
             self.set,
             self.pairs,
             self.spearman,
@@ -84,21 +93,32 @@ impl ClusterScores {
     }
 }
 
-/// How a set is read and scored: the duplicate threshold, the language offset for
-/// pairs across languages (see [`CrossLingual`]), a row limit, and the texts that
-/// something was fitted on (rows with one are left out).
+/// How a set is read and scored: the duplicate threshold (a probability), the
+/// language offset and same-claim model that compare pairs, a row limit, and the
+/// texts that something was fitted on (rows with one are left out; so are the
+/// rows the same-claim model was fitted on).
 pub struct EvalOptions<'a> {
     pub threshold: f32,
     pub offset: Option<&'a LanguageOffset>,
+    pub same_claim: &'a SameClaimModel,
     pub limit: Option<usize>,
     pub held_out: HashSet<&'a str>,
 }
 
-/// Reads a TSV pair set's rows (`text1 text2 label`), leaving out held-out ones.
+impl EvalOptions<'_> {
+    /// Whether a row of set `set` whose first text is `text1` is scored: not one
+    /// the same-claim model was fitted on.
+    fn scores_row(&self, set: &str, text1: &str) -> bool {
+        !self.same_claim.fitted_on.iter().any(|s| s == set) || in_calibration_part(text1)
+    }
+}
+
+/// Reads a TSV pair set's rows (`text1 text2 label`), leaving out those with a
+/// `held_out` text.
 fn read_pairs<'t>(
     path: &Path,
     text: &'t str,
-    opts: &EvalOptions,
+    held_out: &HashSet<&str>,
 ) -> Result<Vec<(&'t str, &'t str, f64)>> {
     let mut rows = Vec::new();
     for (i, line) in text.lines().enumerate().skip(1) {
@@ -114,37 +134,90 @@ fn read_pairs<'t>(
             .trim()
             .parse()
             .map_err(|e| Error::record(path, i + 1, format_args!("label: {e}")))?;
-        if !opts.held_out.contains(cols[0]) && !opts.held_out.contains(cols[1]) {
+        if !held_out.contains(cols[0]) && !held_out.contains(cols[1]) {
             rows.push((cols[0], cols[1], label));
         }
     }
+    Ok(rows)
+}
+
+/// A pair set's rows as they are scored: held-out texts and the rows the
+/// same-claim model was fitted on left out, up to the row limit.
+fn scored_pairs<'t>(
+    path: &Path,
+    text: &'t str,
+    opts: &EvalOptions,
+) -> Result<Vec<(&'t str, &'t str, f64)>> {
+    let set = set_name(path);
+    let mut rows = read_pairs(path, text, &opts.held_out)?;
+    rows.retain(|r| opts.scores_row(&set, r.0));
     rows.truncate(opts.limit.unwrap_or(usize::MAX));
     Ok(rows)
 }
 
-/// Reads a TSV pair set (`text1 text2 label`), embeds both sides and scores them as
-/// duplicate detection does (cosine; across languages, see [`CrossLingual`]).
+/// The distinct texts of `rows` and, per row, the index of each side.
+fn distinct_texts<'t>(rows: &[(&'t str, &'t str, f64)]) -> (Vec<&'t str>, Vec<(usize, usize)>) {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut texts = Vec::new();
+    let mut at = |t: &'t str| {
+        *index.entry(t).or_insert_with(|| {
+            texts.push(t);
+            texts.len() - 1
+        })
+    };
+    let sides = rows.iter().map(|r| (at(r.0), at(r.1))).collect();
+    (texts, sides)
+}
+
+/// The pairs of `texts` in their own corpus, ready for the same-claim model.
+fn claim_pairs(
+    texts: &[&str],
+    embed: &mut EmbedPassages,
+    offset: Option<&LanguageOffset>,
+) -> Result<ClaimPairs> {
+    let emb = embed(texts)?;
+    Ok(ClaimPairs::new(&emb, texts, &languages(texts), offset))
+}
+
+/// Reads a pair set for fitting the same-claim model: every row (held-out texts
+/// aside) with its features, whether it is the same claim (STS: ≥ 4 yes, ≤ 2 no,
+/// between left out; 0–5 sets with a same-topic level: 5 yes) and whether it is in
+/// the calibration part. Rows with a `held_out` text are left out; `offset`
+/// moves Chinese texts.
+pub fn labelled_pairs(
+    path: &Path,
+    embed: &mut EmbedPassages,
+    offset: Option<&LanguageOffset>,
+    held_out: &HashSet<&str>,
+) -> Result<LabelledSet> {
+    let text = read_set(path)?;
+    let mut rows = read_pairs(path, &text, held_out)?;
+    let labels: Vec<f64> = rows.iter().map(|r| r.2).collect();
+    let positive_at = positive_at(&labels);
+    if positive_at == 4.0 {
+        rows.retain(|r| r.2 >= 4.0 || r.2 <= 2.0);
+    }
+    let (texts, sides) = distinct_texts(&rows);
+    let pairs = claim_pairs(&texts, embed, offset)?;
+    Ok(LabelledSet {
+        name: set_name(path),
+        features: sides.iter().map(|&(a, b)| pairs.features(a, b)).collect(),
+        same: rows.iter().map(|r| r.2 >= positive_at).collect(),
+        calibration: rows.iter().map(|r| in_calibration_part(r.0)).collect(),
+    })
+}
+
+/// Reads a TSV pair set (`text1 text2 label`), embeds its texts and scores each
+/// pair's same-claim probability, the set's texts being its corpus.
 pub fn pairs(path: &Path, embed: &mut EmbedPassages, opts: &EvalOptions) -> Result<PairScores> {
     let text = read_set(path)?;
-    let rows = read_pairs(path, &text, opts)?;
+    let rows = scored_pairs(path, &text, opts)?;
     let threshold = opts.threshold;
-    let texts: Vec<&str> = rows
+    let (texts, sides) = distinct_texts(&rows);
+    let scorer = PairScorer::new(claim_pairs(&texts, embed, opts.offset)?, opts.same_claim);
+    let scores: Vec<f32> = sides
         .iter()
-        .map(|r| r.0)
-        .chain(rows.iter().map(|r| r.1))
-        .collect();
-    let emb = embed(&texts)?;
-    let cross = opts
-        .offset
-        .and_then(|o| CrossLingual::new(o, &emb, &texts, &languages(&texts), threshold));
-    let n = rows.len();
-    let scores: Vec<f32> = (0..n)
-        .map(|i| {
-            let cosine = emb.row(i).dot(&emb.row(n + i));
-            cross
-                .as_ref()
-                .map_or(cosine, |c| c.similarity(i, n + i, cosine))
-        })
+        .map(|&(a, b)| scorer.probability(a, b))
         .collect();
     let labels: Vec<f64> = rows.iter().map(|r| r.2).collect();
     let cosines: Vec<f64> = scores.iter().map(|&s| s as f64).collect();
@@ -162,7 +235,23 @@ pub fn pairs(path: &Path, embed: &mut EmbedPassages, opts: &EvalOptions) -> Resu
         best_f1_threshold,
         precision_at_threshold: precision,
         recall_at_threshold: recall,
+        same_event_ap: same_event_ap(&scores, &labels, positive_at),
     })
+}
+
+/// On sets with a same-topic level (3) under the positive one (5): the average
+/// precision of the positives against that level alone.
+fn same_event_ap(scores: &[f32], labels: &[f64], positive_at: f64) -> Option<f64> {
+    if positive_at != 5.0 {
+        return None;
+    }
+    let (kept, positive): (Vec<f32>, Vec<bool>) = scores
+        .iter()
+        .zip(labels)
+        .filter(|(_, &l)| l == 5.0 || l == 3.0)
+        .map(|(&s, &l)| (s, l == 5.0))
+        .unzip();
+    Some(average_precision(&kept, &positive))
 }
 
 /// Reads a clustering set (`{"text","label"}` lines), embeds it once and scores each
@@ -176,20 +265,17 @@ pub fn clusters(
 ) -> Result<Vec<ClusterScores>> {
     let text = read_set(path)?;
     let (texts, gold) = if path.extension().is_some_and(|e| e == "tsv") {
-        groups_of_pairs(&read_pairs(path, &text, opts)?)
+        groups_of_pairs(&scored_pairs(path, &text, opts)?)
     } else {
         read_groups(path, &text, opts.limit)?
     };
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let emb = embed(&refs)?;
-    let cross = opts
-        .offset
-        .and_then(|o| CrossLingual::new(o, &emb, &refs, &languages(&refs), opts.threshold));
+    let scorer = PairScorer::new(claim_pairs(&refs, embed, opts.offset)?, opts.same_claim);
     let gold = to_ids(&gold);
     algorithms
         .iter()
         .map(|algorithm| {
-            let c = algorithm.fit(&emb, cross.as_ref())?;
+            let c = algorithm.fit(&scorer)?;
             // Each singleton is its own cluster for the metrics.
             let predicted: Vec<usize> = c
                 .labels
@@ -219,13 +305,13 @@ fn languages(texts: &[&str]) -> Vec<Lang> {
     texts.iter().map(|t| Lang::detect(t)).collect()
 }
 
-/// The label from which a pair is positive: 1 on 0/1 sets, 5 on 0–5 sets with a 3
-/// level (same event vs same topic), else 4.
+/// The label from which a pair is positive: 1 on 0/1 sets, 5 on sets labelled
+/// 0, 3 and 5 only (Sohu: unrelated, same topic, same event), else 4 (STS).
 fn positive_at(labels: &[f64]) -> f64 {
     let max = labels.iter().copied().fold(0.0, f64::max);
     if max <= 1.0 {
         1.0
-    } else if labels.contains(&3.0) && max == 5.0 && labels.iter().all(|l| l.fract() == 0.0) {
+    } else if labels.iter().all(|l| [0.0, 3.0, 5.0].contains(l)) {
         5.0
     } else {
         4.0

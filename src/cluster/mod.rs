@@ -1,12 +1,18 @@
-//! Grouping claims that say the same thing, behind linfa's `Fit` trait:
-//! - [`Agglomerative`] (the default): average linkage on cosine distance, cut at a
-//!   distance threshold (kodama computes the dendrogram);
-//! - [`Dbscan`]: linfa-clustering's DBSCAN, with the cut as the neighbourhood radius;
+//! Grouping claims that say the same thing:
+//! - [`Agglomerative`] (the default): average linkage on 1 − the same-claim
+//!   probability ([`crate::same_claim`]), cut where a merged group's pairs would
+//!   average under the cut probability (kodama computes the dendrogram); then
+//!   [`refine`] moves claims to the group they fit best and dissolves groups whose
+//!   members do not agree;
+//! - [`Dbscan`]: linfa-clustering's DBSCAN (behind linfa's `Fit`), on the aligned
+//!   vectors, with a cosine-distance radius;
 //! - [`Hdbscan`]: the hdbscan crate (linfa has none), clusters of varying density.
 //!
 //! On unit vectors Euclidean distance is `sqrt(2 · cosine distance)`, so DBSCAN and
 //! HDBSCAN run on Euclidean distance with the same neighbourhoods. Singletons and
 //! noise are no cluster; clusters are numbered largest first.
+
+pub mod refine;
 
 use std::collections::HashMap;
 
@@ -14,16 +20,17 @@ use linfa::traits::{Fit, Transformer};
 use linfa::{DatasetBase, ParamGuard};
 use ndarray::Array2;
 
-use crate::align::CrossLingual;
-use crate::neighbours::condensed_distances;
+use crate::same_claim::PairScorer;
 
 /// The most memory average linkage's condensed distance matrix may take.
 pub const MAX_LINKAGE_GIB: f64 = 4.0;
 
-/// Parameters: merge groups while their average cosine distance is ≤ `max_distance`.
+/// Parameters: merge groups while their pairs' average same-claim probability is
+/// at least `cut` (in (0, 1]); groups whose pairs average under it at the end
+/// become singletons.
 #[derive(Debug, Clone, Copy)]
 pub struct Agglomerative {
-    pub max_distance: f32,
+    pub cut: f32,
 }
 
 /// Cluster of each row (`None` for rows left alone), clusters numbered largest first.
@@ -52,8 +59,10 @@ pub struct Hdbscan {
 pub enum ClusterError {
     #[error(transparent)]
     Linfa(#[from] linfa::Error),
-    #[error("max_distance must be in [0, 2], got {0}")]
+    #[error("max_distance must be a cosine distance in [0, 2], got {0}")]
     BadThreshold(f32),
+    #[error("the grouping cut must be a probability in (0, 1], got {0}")]
+    BadCut(f32),
     #[error("DBSCAN: {0}")]
     Dbscan(#[from] linfa_clustering::DbscanParamsError),
     #[error("HDBSCAN: {0}")]
@@ -85,7 +94,7 @@ impl Algorithm {
     /// Checks the parameters (before any slow work).
     pub fn check(self) -> Result<Grouping, ClusterError> {
         match &self {
-            Algorithm::Agglomerative(a) => check_distance(a.max_distance)?,
+            Algorithm::Agglomerative(a) => check_cut(a.cut)?,
             Algorithm::Dbscan(d) => {
                 check_radius(d.max_distance)?;
                 check_at_least_2("min_points", d.min_points)?
@@ -110,17 +119,13 @@ impl Grouping {
         }
     }
 
-    /// Clusters the rows (unit vectors). Average linkage takes distances as
-    /// `cross` says; DBSCAN and HDBSCAN, which work on the vectors themselves,
-    /// take the moved rows when languages mix (no margin, no rescaling).
-    pub fn fit(
-        &self,
-        emb: &Array2<f32>,
-        cross: Option<&CrossLingual>,
-    ) -> Result<Clustering, ClusterError> {
-        let space = CrossLingual::space(cross, emb);
+    /// Clusters the claims `scorer` compares. Average linkage takes its
+    /// probabilities; DBSCAN and HDBSCAN, which work on vectors, take its aligned
+    /// rows (Chinese ones moved next to English).
+    pub fn fit(&self, scorer: &PairScorer) -> Result<Clustering, ClusterError> {
+        let space = scorer.pairs().moved();
         match &self.0 {
-            Algorithm::Agglomerative(a) => a.linkage(emb, cross),
+            Algorithm::Agglomerative(a) => a.linkage(scorer),
             Algorithm::Dbscan(d) => d.cluster(space),
             Algorithm::Hdbscan(h) => h.cluster(space),
         }
@@ -136,7 +141,7 @@ impl std::fmt::Display for Grouping {
 impl std::fmt::Display for Algorithm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Algorithm::Agglomerative(a) => write!(f, "agglomerative, cut {}", a.max_distance),
+            Algorithm::Agglomerative(a) => write!(f, "agglomerative, cut p ≥ {}", a.cut),
             Algorithm::Dbscan(d) => {
                 write!(f, "dbscan, radius {}, min {}", d.max_distance, d.min_points)
             }
@@ -152,6 +157,14 @@ fn check_linkage_memory(rows: usize) -> Result<(), ClusterError> {
         Err(ClusterError::TooLarge { rows, gib })
     } else {
         Ok(())
+    }
+}
+
+fn check_cut(cut: f32) -> Result<(), ClusterError> {
+    if cut > 0.0 && cut <= 1.0 {
+        Ok(())
+    } else {
+        Err(ClusterError::BadCut(cut))
     }
 }
 
@@ -217,37 +230,22 @@ impl Clustering {
     }
 }
 
-impl<T> Fit<Array2<f32>, T, ClusterError> for Agglomerative {
-    type Object = Clustering;
-
-    fn fit(&self, dataset: &DatasetBase<Array2<f32>, T>) -> Result<Clustering, ClusterError> {
-        check_distance(self.max_distance)?;
-        self.linkage(&dataset.records, None)
-    }
-}
-
 impl Agglomerative {
-    /// Average linkage on cosine distance, pairs across languages scored as
-    /// `cross` says. The parameters are checked by the caller.
-    fn linkage(
-        &self,
-        records: &Array2<f32>,
-        cross: Option<&CrossLingual>,
-    ) -> Result<Clustering, ClusterError> {
-        let n = records.nrows();
+    /// Average linkage on 1 − probability, then [`refine`]. The parameters are
+    /// checked by the caller.
+    fn linkage(&self, scorer: &PairScorer) -> Result<Clustering, ClusterError> {
+        let n = scorer.pairs().len();
         check_linkage_memory(n)?;
         if n < 2 {
-            return Ok(Clustering {
-                labels: vec![None; n],
-                n_clusters: 0,
-            });
+            return Ok(Clustering::from_groups(vec![None; n]));
         }
-        let mut distances = condensed_distances(records, cross);
+        let mut distances = scorer.condensed_distances();
         let dendrogram = kodama::linkage(&mut distances, n, kodama::Method::Average);
-        // Union the merges under the threshold; step i creates cluster n + i.
+        drop(distances);
+        // Union the merges under the cut; step i creates cluster n + i.
         let mut parent: Vec<usize> = (0..n + dendrogram.len()).collect();
         for (i, step) in dendrogram.steps().iter().enumerate() {
-            if step.dissimilarity > self.max_distance {
+            if 1.0 - step.dissimilarity < self.cut {
                 break;
             }
             let new = n + i;
@@ -256,9 +254,10 @@ impl Agglomerative {
                 parent[r] = new;
             }
         }
-        Ok(Clustering::from_groups(
-            (0..n).map(|i| Some(root(&mut parent, i))),
-        ))
+        let groups: Vec<usize> = (0..n).map(|i| root(&mut parent, i)).collect();
+        let probability = |a: usize, b: usize| scorer.probability(a, b);
+        let refined = refine::refine(groups, &probability, scorer.pairs().nearest(), self.cut);
+        Ok(Clustering::from_groups(refined))
     }
 }
 
@@ -316,23 +315,42 @@ impl Hdbscan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::corpus::Lang;
+    use crate::same_claim::{ClaimPairs, SameClaimModel};
+
+    fn unit_rows<const D: usize>(rows: &[[f32; D]]) -> Array2<f32> {
+        let mut emb: Array2<f32> = ndarray::arr2(rows);
+        for mut r in emb.rows_mut() {
+            let n: f32 = r.dot(&r).sqrt();
+            r /= n;
+        }
+        emb
+    }
+
+    /// Average linkage with probabilities from the cosine alone (½ at 0.95).
+    fn agglomerative(emb: &Array2<f32>, cut: f32) -> Clustering {
+        let model = SameClaimModel::cosine_only(100.0, 0.95);
+        let texts: Vec<String> = (0..emb.nrows()).map(|i| format!("claim {i}")).collect();
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let langs = vec![Lang::En; texts.len()];
+        let scorer = PairScorer::new(ClaimPairs::new(emb, &texts, &langs, None), &model);
+        Algorithm::Agglomerative(Agglomerative { cut })
+            .check()
+            .unwrap()
+            .fit(&scorer)
+            .unwrap()
+    }
 
     #[test]
     fn close_rows_group_and_far_rows_stay_alone() {
         let s = 0.6f32.sqrt();
-        let emb = ndarray::arr2(&[
+        let emb = unit_rows(&[
             [1.0, 0.0, 0.0],
             [0.99, 0.141, 0.0],
             [0.0, 0.0, 1.0],
             [0.0, s, 0.8f32.sqrt() * 0.5f32.sqrt()],
         ]);
-        let emb = &emb
-            / &emb
-                .map_axis(ndarray::Axis(1), |r| r.dot(&r).sqrt())
-                .insert_axis(ndarray::Axis(1));
-        let c = Agglomerative { max_distance: 0.05 }
-            .fit(&DatasetBase::from(emb))
-            .unwrap();
+        let c = agglomerative(&emb, 0.5);
         assert_eq!(c.labels[..2], [Some(0), Some(0)]);
         assert_eq!(c.labels[2..], [None, None]);
         assert_eq!(c.n_clusters, 1);
@@ -342,7 +360,7 @@ mod tests {
     fn every_algorithm_finds_two_tight_groups() {
         // Two tight groups of three unit vectors (cosine distance < 0.01 within, ~1
         // between) and one outlier.
-        let rows = [
+        let emb = unit_rows(&[
             [1.0, 0.05, 0.0, 0.0],
             [1.0, 0.0, 0.05, 0.0],
             [1.0, 0.0, 0.0, 0.05],
@@ -350,15 +368,10 @@ mod tests {
             [0.05, 1.0, 0.0, 0.0],
             [0.0, 1.0, 0.0, 0.05],
             [0.0, 0.0, 0.0, 1.0],
-        ];
-        let mut emb: Array2<f32> = ndarray::arr2(&rows);
-        for mut r in emb.rows_mut() {
-            let n: f32 = r.dot(&r).sqrt();
-            r /= n;
-        }
-        let data = DatasetBase::from(emb);
+        ]);
         let want = [Some(0), Some(0), Some(0), Some(1), Some(1), Some(1), None];
-        let a = Agglomerative { max_distance: 0.05 }.fit(&data).unwrap();
+        let a = agglomerative(&emb, 0.5);
+        let data = DatasetBase::from(emb);
         let d = Dbscan {
             max_distance: 0.05,
             min_points: 2,
@@ -387,7 +400,7 @@ mod tests {
 
     #[test]
     fn average_linkage_refuses_a_matrix_past_the_memory_limit() {
-        let a = Algorithm::Agglomerative(Agglomerative { max_distance: 0.1 })
+        let a = Algorithm::Agglomerative(Agglomerative { cut: 0.5 })
             .check()
             .unwrap();
         assert!(a.check_rows(40_000).is_ok());
@@ -404,10 +417,15 @@ mod tests {
     }
 
     #[test]
-    fn bad_threshold_is_an_error() {
-        let emb = Array2::<f32>::eye(3);
-        assert!(Agglomerative { max_distance: 3.0 }
-            .fit(&DatasetBase::from(emb))
-            .is_err());
+    fn a_cut_outside_the_probabilities_is_refused() {
+        for cut in [0.0, -0.5, 1.5, f32::NAN] {
+            let err = Algorithm::Agglomerative(Agglomerative { cut })
+                .check()
+                .unwrap_err();
+            assert!(err.to_string().contains("probability in (0, 1]"), "{err}");
+        }
+        assert!(Algorithm::Agglomerative(Agglomerative { cut: 1.0 })
+            .check()
+            .is_ok());
     }
 }

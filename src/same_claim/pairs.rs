@@ -1,0 +1,316 @@
+//! The features of a claim pair, from the corpus they belong to. Embeddings are
+//! compared after the Chinese rows are moved by the language offset; also after
+//! **centring** (the corpus's mean direction, what every claim shares because the
+//! corpus is about one story, taken away), and against each claim's own nearest
+//! neighbours (a pair that stands out from both claims' neighbourhoods is likelier
+//! the same point than one as close as everything else is). To these the claims'
+//! texts add word overlap, word order, shared figures, and length.
+
+use ndarray::{Array1, Array2, Axis};
+use rayon::prelude::*;
+
+use super::signals::TextSignals;
+use crate::align::LanguageOffset;
+use crate::corpus::Lang;
+use crate::neighbours::{approximate_pairs_above, for_each_row, ANN_NEIGHBOURS, EXACT_LIMIT};
+
+/// The features' names, in the order [`ClaimPairs::features`] gives them.
+pub const FEATURES: [&str; 17] = [
+    "cosine",
+    "centred_cosine",
+    "across_languages",
+    "both_chinese",
+    "cosine_across",
+    "cosine_chinese",
+    "centred_across",
+    "centred_chinese",
+    "cosine_over_neighbours",
+    "centred_over_neighbours",
+    "mutual_nearest",
+    "word_overlap",
+    "order_overlap",
+    "figures_shared",
+    "figures_clash",
+    "figures_shared_across",
+    "log_shorter_length",
+];
+
+/// Features read from the texts (indices into [`FEATURES`]); each lies in [0, 1].
+pub const TEXT_FEATURES: std::ops::Range<usize> = 11..16;
+
+/// A pair's features, in [`FEATURES`] order.
+pub type Features = [f32; FEATURES.len()];
+
+/// Neighbours whose mean makes a claim's neighbourhood level.
+const NEIGHBOURHOOD: usize = 3;
+
+/// A claim's nearest neighbours' similarities: the nearest, and the mean of the
+/// [`NEIGHBOURHOOD`] nearest, in the moved and the centred space.
+#[derive(Debug, Clone, Copy)]
+struct Neighbourhood {
+    nearest: f32,
+    moved: f32,
+    centred: f32,
+}
+
+/// A corpus's claims, ready to compare in pairs.
+pub struct ClaimPairs {
+    /// Unit rows, Chinese ones moved next to English by the offset.
+    moved: Array2<f32>,
+    /// Each moved row's product with the corpus mean, and its length once centred.
+    to_mean: Vec<f32>,
+    centred_norms: Vec<f32>,
+    mean_norm2: f32,
+    shares: Vec<f32>,
+    neighbourhoods: Vec<Neighbourhood>,
+    nearest: Vec<Vec<usize>>,
+    signals: Vec<TextSignals>,
+}
+
+/// The share of the offset a row in `lang` gets.
+fn share(lang: Lang) -> f32 {
+    match lang {
+        Lang::Zh => 1.0,
+        Lang::Mixed => 0.5,
+        Lang::En => 0.0,
+    }
+}
+
+/// Nearest neighbours kept per claim, where the grouping's refinement looks for
+/// a better group.
+const NEAREST: usize = 8;
+
+/// Keeps the `N` largest values seen (with whose they are), largest first.
+#[derive(Clone, Copy)]
+struct Top<const N: usize>([(f32, usize); N]);
+
+impl<const N: usize> Top<N> {
+    fn new() -> Self {
+        Top([(f32::NEG_INFINITY, usize::MAX); N])
+    }
+
+    fn push(&mut self, x: f32, who: usize) {
+        if x <= self.0[N - 1].0 {
+            return;
+        }
+        let mut k = N - 1;
+        while k > 0 && self.0[k - 1].0 < x {
+            self.0[k] = self.0[k - 1];
+            k -= 1;
+        }
+        self.0[k] = (x, who);
+    }
+
+    fn seen(&self) -> impl Iterator<Item = (f32, usize)> + '_ {
+        self.0.iter().copied().filter(|x| x.1 != usize::MAX)
+    }
+
+    /// The mean of the values kept (fewer when fewer were seen; 0 for none).
+    fn mean(&self) -> f32 {
+        let (sum, count) = self.seen().fold((0.0, 0), |(s, c), x| (s + x.0, c + 1));
+        sum / count.max(1) as f32
+    }
+}
+
+impl ClaimPairs {
+    /// For the claims `texts` in `langs` with embeddings `emb` (unit rows); the
+    /// offset moves Chinese rows (none: rows are compared as they are).
+    pub fn new(
+        emb: &Array2<f32>,
+        texts: &[&str],
+        langs: &[Lang],
+        offset: Option<&LanguageOffset>,
+    ) -> Self {
+        let shares: Vec<f32> = langs.iter().map(|&l| share(l)).collect();
+        let mut moved = emb.clone();
+        if let Some(offset) = offset {
+            for (mut row, &s) in moved.rows_mut().into_iter().zip(&shares) {
+                if s != 0.0 {
+                    row.scaled_add(s, offset.vector());
+                    let norm = row.dot(&row).sqrt().max(1e-12);
+                    row /= norm;
+                }
+            }
+        }
+        let mean: Array1<f32> = moved
+            .mean_axis(Axis(0))
+            .unwrap_or_else(|| Array1::zeros(emb.ncols()));
+        let mean_norm2 = mean.dot(&mean);
+        let to_mean = moved.dot(&mean).to_vec();
+        let centred_norms = to_mean
+            .iter()
+            .map(|&p| (1.0 - 2.0 * p + mean_norm2).max(1e-12).sqrt())
+            .collect();
+        let signals = texts
+            .par_iter()
+            .zip(langs)
+            .map(|(t, &l)| TextSignals::read(t, l))
+            .collect();
+        let mut pairs = ClaimPairs {
+            moved,
+            to_mean,
+            centred_norms,
+            mean_norm2,
+            shares,
+            neighbourhoods: Vec::new(),
+            nearest: Vec::new(),
+            signals,
+        };
+        (pairs.neighbourhoods, pairs.nearest) = pairs.measure_neighbourhoods();
+        pairs
+    }
+
+    /// How many claims.
+    pub fn len(&self) -> usize {
+        self.moved.nrows()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The moved rows: one space for every language (the map, DBSCAN).
+    pub fn moved(&self) -> &Array2<f32> {
+        &self.moved
+    }
+
+    /// The cosine of two claims' moved rows.
+    pub fn cosine(&self, a: usize, b: usize) -> f32 {
+        self.moved.row(a).dot(&self.moved.row(b))
+    }
+
+    /// The cosine of `a` and `b` after centring, from their moved `cosine`.
+    fn centred(&self, a: usize, b: usize, cosine: f32) -> f32 {
+        (cosine - self.to_mean[a] - self.to_mean[b] + self.mean_norm2)
+            / (self.centred_norms[a] * self.centred_norms[b])
+    }
+
+    /// Each claim's [`NEAREST`] nearest neighbours (by moved cosine).
+    pub fn nearest(&self) -> &[Vec<usize>] {
+        &self.nearest
+    }
+
+    /// Every claim's neighbourhood and nearest neighbours: exact up to
+    /// [`EXACT_LIMIT`] claims, from the approximate index's neighbours above.
+    fn measure_neighbourhoods(&self) -> (Vec<Neighbourhood>, Vec<Vec<usize>>) {
+        let n = self.len();
+        let mut tops = vec![(Top::<NEAREST>::new(), Top::<NEIGHBOURHOOD>::new()); n];
+        let mut see = |a: usize, b: usize, cosine: f32| {
+            let centred = self.centred(a, b, cosine);
+            tops[a].0.push(cosine, b);
+            tops[a].1.push(centred, b);
+        };
+        if n <= EXACT_LIMIT {
+            for_each_row(self.moved.view(), |a, row| {
+                for (b, &cosine) in row.iter().enumerate().filter(|&(b, _)| b != a) {
+                    see(a, b, cosine);
+                }
+            });
+        } else {
+            for p in approximate_pairs_above(&self.moved, -1.0, ANN_NEIGHBOURS) {
+                see(p.a, p.b, p.similarity);
+                see(p.b, p.a, p.similarity);
+            }
+        }
+        tops.into_iter()
+            .map(|(moved, centred)| {
+                let level = moved.seen().take(NEIGHBOURHOOD).map(|x| x.0);
+                let neighbourhood = Neighbourhood {
+                    nearest: moved.0[0].0,
+                    moved: level.sum::<f32>()
+                        / moved.seen().take(NEIGHBOURHOOD).count().max(1) as f32,
+                    centred: centred.mean(),
+                };
+                (neighbourhood, moved.seen().map(|x| x.1).collect())
+            })
+            .unzip()
+    }
+
+    /// Whether `a` and `b` are in different languages.
+    pub fn crosses(&self, a: usize, b: usize) -> bool {
+        self.shares[a] != self.shares[b]
+    }
+
+    /// The features of `a` and `b` that need no text, and their moved `cosine`
+    /// (the text features are left 0; see [`add_text_features`](Self::add_text_features)).
+    pub fn embedding_features(&self, a: usize, b: usize, cosine: f32) -> Features {
+        let centred = self.centred(a, b, cosine);
+        let across = f32::from(self.crosses(a, b));
+        let chinese = f32::from(self.shares[a] == 1.0 && self.shares[b] == 1.0);
+        let (na, nb) = (&self.neighbourhoods[a], &self.neighbourhoods[b]);
+        let mutual = cosine >= na.nearest - 1e-6 && cosine >= nb.nearest - 1e-6;
+        let shorter = self.signals[a].chars.min(self.signals[b].chars);
+        let mut f = [0.0; FEATURES.len()];
+        f[..11].copy_from_slice(&[
+            cosine,
+            centred,
+            across,
+            chinese,
+            cosine * across,
+            cosine * chinese,
+            centred * across,
+            centred * chinese,
+            2.0 * cosine - na.moved - nb.moved,
+            2.0 * centred - na.centred - nb.centred,
+            f32::from(mutual),
+        ]);
+        f[16] = (shorter as f32 + 1.0).ln();
+        f
+    }
+
+    /// Fills in the text features of `a` and `b`: within one language word overlap
+    /// and word order; figures in any.
+    pub fn add_text_features(&self, a: usize, b: usize, f: &mut Features) {
+        let (sa, sb) = (&self.signals[a], &self.signals[b]);
+        if !self.crosses(a, b) {
+            f[11] = sa.word_overlap(sb);
+            f[12] = sa.order_overlap(sb);
+        }
+        let agree = sa.figures_agree(sb);
+        f[13] = f32::from(agree == Some(true));
+        f[14] = f32::from(agree == Some(false));
+        f[15] = f[13] * f[2];
+    }
+
+    /// Every feature of `a` and `b`.
+    pub fn features(&self, a: usize, b: usize) -> Features {
+        let mut f = self.embedding_features(a, b, self.cosine(a, b));
+        self.add_text_features(a, b, &mut f);
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn centring_takes_the_shared_direction_away() {
+        // Three claims leaning one way: raw cosines are high, centred ones are not.
+        let emb = array![[0.9f32, 0.436, 0.0], [0.9, 0.0, 0.436], [0.9, -0.436, 0.0]];
+        let texts = ["one", "two", "three"];
+        let pairs = ClaimPairs::new(&emb, &texts, &[Lang::En; 3], None);
+        let f = pairs.features(0, 1);
+        assert!((f[0] - 0.81).abs() < 1e-3, "{}", f[0]);
+        assert!(f[1] < 0.1, "{}", f[1]);
+        assert_eq!((f[2], f[3]), (0.0, 0.0));
+        // Claim 0's neighbours are 1 (0.81) and 2 (0.62): 0–1 is its nearest, and
+        // 1's nearest too, so the pair is mutual.
+        assert_eq!(f[10], 1.0);
+        assert_eq!(pairs.features(0, 2)[10], 0.0);
+    }
+
+    #[test]
+    fn the_top_keeps_the_largest_first() {
+        let mut top = Top::<3>::new();
+        for (who, x) in [0.2, 0.9, 0.5, 0.7, 0.1].into_iter().enumerate() {
+            top.push(x, who);
+        }
+        assert_eq!(top.0, [(0.9, 1), (0.7, 3), (0.5, 2)]);
+        let mut one = Top::<3>::new();
+        one.push(0.4, 0);
+        assert_eq!(one.mean(), 0.4);
+    }
+}
