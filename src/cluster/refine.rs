@@ -26,6 +26,15 @@ fn total_fit(sum: f64, size: usize) -> f64 {
     }
 }
 
+/// A claim's move to group `to`: what it raises the total fit by, and its ties
+/// (sums of probabilities) with its new and its old group.
+struct Move {
+    gain: f64,
+    to: usize,
+    tie_to: f64,
+    tie_from: f64,
+}
+
 /// Groups as member lists with their pair sums.
 struct Groups<'p> {
     members: HashMap<usize, Vec<usize>>,
@@ -87,9 +96,9 @@ impl<'p> Groups<'p> {
     }
 
     /// The best move for `claim` among `candidates` (a new group of its own
-    /// among them), as (gain, group, ties there), if any raises the total fit
-    /// and the claim agrees with its new group at `cut` on average.
-    fn best_move(&self, claim: usize, candidates: &[usize], cut: f64) -> Option<(f64, usize, f64)> {
+    /// among them), if any raises the total fit and the claim agrees with its new
+    /// group at `cut` on average.
+    fn best_move(&self, claim: usize, candidates: &[usize], cut: f64) -> Option<Move> {
         let from = self.group_of[claim];
         let (tie_from, size_from) = (self.ties(claim, from), self.size(from));
         let leave = total_fit(self.sum(from) - tie_from, size_from - 1)
@@ -97,31 +106,37 @@ impl<'p> Groups<'p> {
         candidates
             .iter()
             .filter(|&&g| g != from)
-            .map(|&g| {
-                let (tie, size) = (self.ties(claim, g), self.size(g));
-                let join = total_fit(self.sum(g) + tie, size + 1) - total_fit(self.sum(g), size);
-                (leave + join, g, tie)
+            .map(|&to| {
+                let (tie_to, size) = (self.ties(claim, to), self.size(to));
+                let join =
+                    total_fit(self.sum(to) + tie_to, size + 1) - total_fit(self.sum(to), size);
+                Move {
+                    gain: leave + join,
+                    to,
+                    tie_to,
+                    tie_from,
+                }
             })
-            .filter(|&(gain, g, tie)| {
-                gain > GAIN && (self.size(g) == 0 || tie / self.size(g) as f64 >= cut)
+            .filter(|m| {
+                let size = self.size(m.to);
+                m.gain > GAIN && (size == 0 || m.tie_to / size as f64 >= cut)
             })
-            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .max_by(|a, b| a.gain.total_cmp(&b.gain))
     }
 
-    fn apply(&mut self, claim: usize, to: usize, tie_to: f64) {
+    fn apply(&mut self, claim: usize, m: &Move) {
         let from = self.group_of[claim];
-        let tie_from = self.ties(claim, from);
-        *self.sums.entry(from).or_default() -= tie_from;
-        if let Some(m) = self.members.get_mut(&from) {
-            m.retain(|&j| j != claim);
-            if m.is_empty() {
+        *self.sums.entry(from).or_default() -= m.tie_from;
+        if let Some(members) = self.members.get_mut(&from) {
+            members.retain(|&j| j != claim);
+            if members.is_empty() {
                 self.members.remove(&from);
                 self.sums.remove(&from);
             }
         }
-        self.members.entry(to).or_default().push(claim);
-        *self.sums.entry(to).or_default() += tie_to;
-        self.group_of[claim] = to;
+        self.members.entry(m.to).or_default().push(claim);
+        *self.sums.entry(m.to).or_default() += m.tie_to;
+        self.group_of[claim] = m.to;
     }
 }
 
@@ -142,10 +157,12 @@ pub fn refine(
         let mut moved = false;
         for (claim, near) in nearest.iter().enumerate().take(n) {
             let mut candidates: Vec<usize> = near.iter().map(|&j| groups.group_of[j]).collect();
+            candidates.sort_unstable();
+            candidates.dedup();
             candidates.push(fresh);
-            if let Some((_, to, tie)) = groups.best_move(claim, &candidates, f64::from(cut)) {
-                groups.apply(claim, to, tie);
-                fresh += usize::from(to == fresh);
+            if let Some(m) = groups.best_move(claim, &candidates, f64::from(cut)) {
+                groups.apply(claim, &m);
+                fresh += usize::from(m.to == fresh);
                 moved = true;
             }
         }
@@ -226,9 +243,9 @@ mod tests {
             for claim in 0..30 {
                 let mut c: Vec<usize> = (0..30).map(|j| groups.group_of[j]).collect();
                 c.push(fresh);
-                if let Some((gain, to, tie)) = groups.best_move(claim, &c, 0.6) {
-                    assert!(gain > 0.0);
-                    groups.apply(claim, to, tie);
+                if let Some(m) = groups.best_move(claim, &c, 0.6) {
+                    assert!(m.gain > 0.0);
+                    groups.apply(claim, &m);
                     fresh += 1;
                 }
             }
