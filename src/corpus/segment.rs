@@ -1,7 +1,7 @@
 //! Splitting article text into claims: the smallest units that assert one thing.
 //!
 //! A claim is a title line, a bullet, or a sentence's assertion (a sentence that
-//! joins independent assertions is split, see [`super::assertions`]). Chinese sentences end at
+//! joins independent assertions is split, see `corpus/assertions.rs`). Chinese sentences end at
 //! 。！？； (and ASCII `!?` before a Chinese character); English ones at `.!?`
 //! followed by a space and a capital, digit or quote — not after `U.S.` or inside
 //! `$2.5`. Bullets (` - `) start a new claim, and the short section headers that

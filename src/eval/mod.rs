@@ -345,32 +345,20 @@ fn read_groups(
 /// The distinct texts of a pair set and their gold groups: the texts that positive
 /// pairs join (union-find); a text in no positive pair is a group of its own.
 fn groups_of_pairs(rows: &[(&str, &str, f64)]) -> (Vec<String>, Vec<String>) {
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    let mut parent: Vec<usize> = Vec::new();
+    let (texts, sides) = distinct_texts(rows);
     let labels: Vec<f64> = rows.iter().map(|r| r.2).collect();
     let positive_at = positive_at(&labels);
-    for &(a, b, label) in rows {
-        let [a, b] = [a, b].map(|t| {
-            *index.entry(t).or_insert_with(|| {
-                parent.push(parent.len());
-                parent.len() - 1
-            })
-        });
+    let mut parent: Vec<usize> = (0..texts.len()).collect();
+    for (&(a, b), &label) in sides.iter().zip(&labels) {
         if label >= positive_at {
             let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
             parent[ra] = rb;
         }
     }
-    let mut texts: Vec<(&str, usize)> = index.into_iter().collect();
-    texts.sort_by_key(|&(_, i)| i);
-    let gold = texts
-        .iter()
-        .map(|&(_, i)| root(&mut parent, i).to_string())
+    let gold = (0..texts.len())
+        .map(|i| root(&mut parent, i).to_string())
         .collect();
-    (
-        texts.into_iter().map(|(t, _)| t.to_string()).collect(),
-        gold,
-    )
+    (texts.into_iter().map(str::to_string).collect(), gold)
 }
 
 fn set_name(path: &Path) -> String {

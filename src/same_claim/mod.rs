@@ -15,7 +15,7 @@ use serde::Serialize;
 pub use model::{Calibration, SameClaimError, SameClaimModel, FORMAT, PROBE_TEXT};
 pub use pairs::{ClaimPairs, Features, FEATURES};
 
-use crate::neighbours::{approximate_pairs_above, for_each_row, ANN_NEIGHBOURS, EXACT_LIMIT};
+use crate::neighbours::for_each_row;
 
 /// Below this probability a pair's text features are not read when every pair is
 /// scored (they could not lift it above): its probability is then off by less.
@@ -67,8 +67,8 @@ impl<'m> PairScorer<'m> {
     }
 
     /// Every pair with probability ≥ `threshold` (in (0, 1]), most probable first:
-    /// exact up to [`EXACT_LIMIT`] claims, among each claim's
-    /// [`ANN_NEIGHBOURS`] nearest above.
+    /// exact up to `EXACT_LIMIT` (80k) claims, among
+    /// each claim's approximate nearest neighbours above ([`ClaimPairs::candidates`]).
     pub fn pairs_at_least(&self, threshold: f32) -> Vec<ScoredPair> {
         let score = |a: usize, b: usize, cosine: f32| {
             self.probability_from(a, b, cosine, threshold)
@@ -80,19 +80,19 @@ impl<'m> PairScorer<'m> {
                     cosine,
                 })
         };
-        let moved = self.pairs.moved();
-        let mut found: Vec<ScoredPair> = if moved.nrows() <= EXACT_LIMIT {
-            let mut found = Vec::new();
-            for_each_row(moved.view(), |a, row| {
-                let above = row.iter().enumerate().skip(a + 1);
-                found.extend(above.filter_map(|(b, &cosine)| score(a, b, cosine)));
-            });
-            found
-        } else {
-            approximate_pairs_above(moved, -1.0, ANN_NEIGHBOURS)
-                .into_par_iter()
+        let mut found: Vec<ScoredPair> = match self.pairs.candidates() {
+            None => {
+                let mut found = Vec::new();
+                for_each_row(self.pairs.moved().view(), |a, row| {
+                    let above = row.iter().enumerate().skip(a + 1);
+                    found.extend(above.filter_map(|(b, &cosine)| score(a, b, cosine)));
+                });
+                found
+            }
+            Some(candidates) => candidates
+                .par_iter()
                 .filter_map(|p| score(p.a, p.b, p.similarity))
-                .collect()
+                .collect(),
         };
         found.sort_by(|x, y| y.probability.total_cmp(&x.probability));
         found

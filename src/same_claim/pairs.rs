@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::signals::TextSignals;
 use crate::align::LanguageOffset;
 use crate::corpus::Lang;
-use crate::neighbours::{approximate_pairs_above, for_each_row, ANN_NEIGHBOURS, EXACT_LIMIT};
+use crate::neighbours::{approximate_pairs_above, for_each_row, Pair, ANN_NEIGHBOURS, EXACT_LIMIT};
 
 /// The features' names, in the order [`ClaimPairs::features`] gives them.
 pub const FEATURES: [&str; 17] = [
@@ -35,8 +35,12 @@ pub const FEATURES: [&str; 17] = [
     "log_shorter_length",
 ];
 
-/// Features read from the texts (indices into [`FEATURES`]); each lies in [0, 1].
-pub const TEXT_FEATURES: std::ops::Range<usize> = 11..16;
+/// Where the text features start in [`FEATURES`] (each lies in [0, 1]).
+const WORD_OVERLAP: usize = 11;
+/// The last feature, the shorter claim's log length.
+const LOG_SHORTER_LENGTH: usize = FEATURES.len() - 1;
+/// Features read from the texts (indices into [`FEATURES`]).
+pub const TEXT_FEATURES: std::ops::Range<usize> = WORD_OVERLAP..LOG_SHORTER_LENGTH;
 
 /// A pair's features, in [`FEATURES`] order.
 pub type Features = [f32; FEATURES.len()];
@@ -64,6 +68,9 @@ pub struct ClaimPairs {
     shares: Vec<f32>,
     neighbourhoods: Vec<Neighbourhood>,
     nearest: Vec<Vec<usize>>,
+    /// Above [`EXACT_LIMIT`] claims: the approximate index's neighbour pairs, the
+    /// only pairs scored (the index is built once).
+    candidates: Option<Vec<Pair>>,
     signals: Vec<TextSignals>,
 }
 
@@ -105,9 +112,13 @@ impl<const N: usize> Top<N> {
         self.0.iter().copied().filter(|x| x.1 != usize::MAX)
     }
 
-    /// The mean of the values kept (fewer when fewer were seen; 0 for none).
-    fn mean(&self) -> f32 {
-        let (sum, count) = self.seen().fold((0.0, 0), |(s, c), x| (s + x.0, c + 1));
+    /// The mean of the `k` largest values kept (fewer when fewer were seen; 0 for
+    /// none).
+    fn mean_of(&self, k: usize) -> f32 {
+        let (sum, count) = self
+            .seen()
+            .take(k)
+            .fold((0.0, 0), |(s, c), x| (s + x.0, c + 1));
         sum / count.max(1) as f32
     }
 }
@@ -132,6 +143,8 @@ impl ClaimPairs {
                 }
             }
         }
+        let candidates = (moved.nrows() > EXACT_LIMIT)
+            .then(|| approximate_pairs_above(&moved, -1.0, ANN_NEIGHBOURS));
         let mean: Array1<f32> = moved
             .mean_axis(Axis(0))
             .unwrap_or_else(|| Array1::zeros(emb.ncols()));
@@ -154,6 +167,7 @@ impl ClaimPairs {
             shares,
             neighbourhoods: Vec::new(),
             nearest: Vec::new(),
+            candidates,
             signals,
         };
         (pairs.neighbourhoods, pairs.nearest) = pairs.measure_neighbourhoods();
@@ -186,9 +200,15 @@ impl ClaimPairs {
             / (self.centred_norms[a] * self.centred_norms[b])
     }
 
-    /// Each claim's [`NEAREST`] nearest neighbours (by moved cosine).
+    /// Each claim's `NEAREST` (8) nearest neighbours (by moved cosine).
     pub fn nearest(&self) -> &[Vec<usize>] {
         &self.nearest
+    }
+
+    /// The approximate index's neighbour pairs (`None` up to `EXACT_LIMIT` (80k)
+    /// claims, where every pair is compared).
+    pub fn candidates(&self) -> Option<&[Pair]> {
+        self.candidates.as_deref()
     }
 
     /// Every claim's neighbourhood and nearest neighbours: exact up to
@@ -201,26 +221,25 @@ impl ClaimPairs {
             tops[a].0.push(cosine, b);
             tops[a].1.push(centred, b);
         };
-        if n <= EXACT_LIMIT {
-            for_each_row(self.moved.view(), |a, row| {
+        match &self.candidates {
+            None => for_each_row(self.moved.view(), |a, row| {
                 for (b, &cosine) in row.iter().enumerate().filter(|&(b, _)| b != a) {
                     see(a, b, cosine);
                 }
-            });
-        } else {
-            for p in approximate_pairs_above(&self.moved, -1.0, ANN_NEIGHBOURS) {
-                see(p.a, p.b, p.similarity);
-                see(p.b, p.a, p.similarity);
+            }),
+            Some(pairs) => {
+                for p in pairs {
+                    see(p.a, p.b, p.similarity);
+                    see(p.b, p.a, p.similarity);
+                }
             }
         }
         tops.into_iter()
             .map(|(moved, centred)| {
-                let level = moved.seen().take(NEIGHBOURHOOD).map(|x| x.0);
                 let neighbourhood = Neighbourhood {
                     nearest: moved.0[0].0,
-                    moved: level.sum::<f32>()
-                        / moved.seen().take(NEIGHBOURHOOD).count().max(1) as f32,
-                    centred: centred.mean(),
+                    moved: moved.mean_of(NEIGHBOURHOOD),
+                    centred: centred.mean_of(NEIGHBOURHOOD),
                 };
                 (neighbourhood, moved.seen().map(|x| x.1).collect())
             })
@@ -242,7 +261,7 @@ impl ClaimPairs {
         let mutual = cosine >= na.nearest - 1e-6 && cosine >= nb.nearest - 1e-6;
         let shorter = self.signals[a].chars.min(self.signals[b].chars);
         let mut f = [0.0; FEATURES.len()];
-        f[..11].copy_from_slice(&[
+        f[..WORD_OVERLAP].copy_from_slice(&[
             cosine,
             centred,
             across,
@@ -255,7 +274,7 @@ impl ClaimPairs {
             2.0 * centred - na.centred - nb.centred,
             f32::from(mutual),
         ]);
-        f[16] = (shorter as f32 + 1.0).ln();
+        f[LOG_SHORTER_LENGTH] = (shorter as f32 + 1.0).ln();
         f
     }
 
@@ -263,14 +282,17 @@ impl ClaimPairs {
     /// and word order; figures in any.
     pub fn add_text_features(&self, a: usize, b: usize, f: &mut Features) {
         let (sa, sb) = (&self.signals[a], &self.signals[b]);
-        if !self.crosses(a, b) {
-            f[11] = sa.word_overlap(sb);
-            f[12] = sa.order_overlap(sb);
-        }
+        let across = self.crosses(a, b);
         let agree = sa.figures_agree(sb);
-        f[13] = f32::from(agree == Some(true));
-        f[14] = f32::from(agree == Some(false));
-        f[15] = f[13] * f[2];
+        let shared = f32::from(agree == Some(true));
+        let text = [
+            if across { 0.0 } else { sa.word_overlap(sb) },
+            if across { 0.0 } else { sa.order_overlap(sb) },
+            shared,
+            f32::from(agree == Some(false)),
+            shared * f32::from(across),
+        ];
+        f[TEXT_FEATURES].copy_from_slice(&text);
     }
 
     /// Every feature of `a` and `b`.
@@ -311,6 +333,7 @@ mod tests {
         assert_eq!(top.0, [(0.9, 1), (0.7, 3), (0.5, 2)]);
         let mut one = Top::<3>::new();
         one.push(0.4, 0);
-        assert_eq!(one.mean(), 0.4);
+        assert_eq!(one.mean_of(3), 0.4);
+        assert!((top.mean_of(2) - 0.8).abs() < 1e-6);
     }
 }
