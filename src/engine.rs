@@ -427,7 +427,6 @@ impl Engine {
     /// Groups the corpus's claims, lists duplicates and scores every claim's and
     /// group's stance toward the target.
     pub fn analyse(&self, corpus: &Corpus) -> Result<Report> {
-        self.options.grouping.check_rows(corpus.claims.len())?;
         let emb = self.embed_claims(corpus)?;
         let offset = self.offset_for(corpus)?;
         let same_claim = self.same_claim_model()?;
@@ -439,7 +438,16 @@ impl Engine {
         };
         self.run(|| {
             let scorer = PairScorer::new(pipeline::claim_pairs(corpus, &emb, offset), same_claim);
-            pipeline::analyse(corpus, &emb, &scorer, model, stance, &self.options)
+            let observer = self.observer.as_ref();
+            pipeline::analyse(
+                corpus,
+                &emb,
+                &scorer,
+                model,
+                stance,
+                &self.options,
+                observer,
+            )
         })
     }
 

@@ -35,6 +35,10 @@ pub enum Event {
         pairs: usize,
         translation_floor: f32,
     },
+    /// A component of `claims` claims linked by pairs at or above the grouping
+    /// cut was too large for an exact distance matrix (`gib`), so it was grouped
+    /// on those pairs alone.
+    GroupedOnPairs { claims: usize, gib: f64 },
     /// The server got SIGTERM or Ctrl-C and finishes the requests in flight.
     ShuttingDown,
 }
@@ -82,6 +86,12 @@ impl fmt::Display for Event {
                 f,
                 "language offset from {pairs} parallel pairs: translations reach cosine \
                  {translation_floor:.3} (97%)"
+            ),
+            Event::GroupedOnPairs { claims, gib } => write!(
+                f,
+                "warning: {claims} claims are linked by pairs above the cut; exact average \
+                 linkage would need {gib:.1} GiB, so they were grouped on those pairs alone \
+                 (other pairs count 0: groups may be smaller than exact linkage's)"
             ),
             Event::ShuttingDown => f.write_str("shutting down after the requests in flight"),
         }

@@ -5,11 +5,13 @@
 use ndarray::Array2;
 
 use crate::align::LanguageOffset;
+use crate::cluster::components::matrix_gib;
 use crate::cluster::{Algorithm, Grouping};
 use crate::corpus::{Corpus, Lang};
 use crate::error::{Error, Result};
 use crate::keywords;
 use crate::money::{self, Money};
+use crate::observer::{Event, Observer};
 use crate::report::{
     project_2d, ClaimOut, ClusterOut, DuplicateOut, MemberEvidence, ModelInfo, Report, TargetInfo,
 };
@@ -74,7 +76,8 @@ pub fn duplicates(corpus: &Corpus, scorer: &PairScorer, opts: &ClusterOptions) -
 }
 
 /// Clusters the claims as `scorer` compares them, scores their stance toward
-/// `stance`'s target and builds the report.
+/// `stance`'s target and builds the report; tells `observer` of components
+/// grouped approximately.
 pub fn analyse(
     corpus: &Corpus,
     emb: &Array2<f32>,
@@ -82,9 +85,14 @@ pub fn analyse(
     model: ModelInfo,
     stance: &StanceModel,
     opts: &ClusterOptions,
+    observer: &dyn Observer,
 ) -> Result<Report> {
     let claim_stances = stance.score(emb.view());
     let clustering = opts.grouping.fit(scorer)?;
+    for &claims in &clustering.grouped_on_pairs {
+        let gib = matrix_gib(claims);
+        observer.event(&Event::GroupedOnPairs { claims, gib });
+    }
     // One space for whatever compares members of a cluster, and for the map.
     let space = scorer.pairs().moved();
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); clustering.n_clusters];

@@ -1,9 +1,10 @@
 //! Grouping claims that say the same thing:
 //! - [`Agglomerative`] (the default): average linkage on 1 − the same-claim
 //!   probability ([`crate::same_claim`]), cut where a merged group's pairs would
-//!   average under the cut probability (kodama computes the dendrogram); then
-//!   [`refine`] moves claims to the group they fit best and dissolves groups whose
-//!   members do not agree;
+//!   average under the cut probability, one connected component of the pairs at
+//!   or above the cut at a time ([`components`]; kodama computes each dendrogram);
+//!   then [`refine`] moves claims to the group they fit best and dissolves groups
+//!   whose members do not agree;
 //! - [`Dbscan`]: linfa-clustering's DBSCAN (behind linfa's `Fit`), on the aligned
 //!   vectors, with a cosine-distance radius;
 //! - [`Hdbscan`]: the hdbscan crate (linfa has none), clusters of varying density.
@@ -12,7 +13,9 @@
 //! HDBSCAN run on Euclidean distance with the same neighbourhoods. Singletons and
 //! noise are no cluster; clusters are numbered largest first.
 
+pub mod components;
 pub mod refine;
+mod sparse_linkage;
 
 use std::collections::HashMap;
 
@@ -21,9 +24,6 @@ use linfa::{DatasetBase, ParamGuard};
 use ndarray::Array2;
 
 use crate::same_claim::PairScorer;
-
-/// The most memory average linkage's condensed distance matrix may take.
-pub const MAX_LINKAGE_GIB: f64 = 4.0;
 
 /// Parameters: merge groups while their pairs' average same-claim probability is
 /// at least `cut` (in (0, 1]); groups whose pairs average under it at the end
@@ -38,6 +38,9 @@ pub struct Agglomerative {
 pub struct Clustering {
     pub labels: Vec<Option<usize>>,
     pub n_clusters: usize,
+    /// Average linkage only: sizes of the components too large for an exact
+    /// distance matrix, grouped on their pairs at or above the cut alone.
+    pub grouped_on_pairs: Vec<usize>,
 }
 
 /// DBSCAN: rows with at least `min_points` rows (themselves included) within cosine
@@ -69,11 +72,6 @@ pub enum ClusterError {
     Hdbscan(String),
     #[error("{what} must be at least 2, got {got}")]
     TooSmall { what: &'static str, got: usize },
-    #[error(
-        "average linkage over {rows} claims needs {gib:.1} GiB for its distance matrix \
-         (the limit is {MAX_LINKAGE_GIB} GiB); group a corpus this large with DBSCAN"
-    )]
-    TooLarge { rows: usize, gib: f64 },
 }
 
 /// Which algorithm groups claims, with its parameters as given (unchecked):
@@ -111,21 +109,13 @@ impl Grouping {
         &self.0
     }
 
-    /// Checks that `rows` rows fit the algorithm (before they are embedded).
-    pub fn check_rows(&self, rows: usize) -> Result<(), ClusterError> {
-        match self.0 {
-            Algorithm::Agglomerative(_) => check_linkage_memory(rows),
-            Algorithm::Dbscan(_) | Algorithm::Hdbscan(_) => Ok(()),
-        }
-    }
-
     /// Clusters the claims `scorer` compares. Average linkage takes its
     /// probabilities; DBSCAN and HDBSCAN, which work on vectors, take its aligned
     /// rows (Chinese ones moved next to English).
     pub fn fit(&self, scorer: &PairScorer) -> Result<Clustering, ClusterError> {
         let space = scorer.pairs().moved();
         match &self.0 {
-            Algorithm::Agglomerative(a) => a.linkage(scorer),
+            Algorithm::Agglomerative(a) => Ok(a.linkage(scorer)),
             Algorithm::Dbscan(d) => d.cluster(space),
             Algorithm::Hdbscan(h) => h.cluster(space),
         }
@@ -147,16 +137,6 @@ impl std::fmt::Display for Algorithm {
             }
             Algorithm::Hdbscan(h) => write!(f, "hdbscan, min {}", h.min_cluster_size),
         }
-    }
-}
-
-/// Refuses average linkage whose distance matrix would pass [`MAX_LINKAGE_GIB`].
-fn check_linkage_memory(rows: usize) -> Result<(), ClusterError> {
-    let gib = rows as f64 * (rows as f64 - 1.0) / 2.0 * 4.0 / f64::from(1u32 << 30);
-    if gib > MAX_LINKAGE_GIB {
-        Err(ClusterError::TooLarge { rows, gib })
-    } else {
-        Ok(())
     }
 }
 
@@ -226,38 +206,27 @@ impl Clustering {
                 .map(|g| g.and_then(|g| number.get(&g).copied()))
                 .collect(),
             n_clusters: kept.len(),
+            grouped_on_pairs: Vec::new(),
         }
     }
 }
 
 impl Agglomerative {
-    /// Average linkage on 1 − probability, then [`refine`]. The parameters are
-    /// checked by the caller.
-    fn linkage(&self, scorer: &PairScorer) -> Result<Clustering, ClusterError> {
-        let n = scorer.pairs().len();
-        check_linkage_memory(n)?;
-        if n < 2 {
-            return Ok(Clustering::from_groups(vec![None; n]));
-        }
-        let mut distances = scorer.condensed_distances();
-        let dendrogram = kodama::linkage(&mut distances, n, kodama::Method::Average);
-        drop(distances);
-        // Union the merges under the cut; step i creates cluster n + i.
-        let mut parent: Vec<usize> = (0..n + dendrogram.len()).collect();
-        for (i, step) in dendrogram.steps().iter().enumerate() {
-            if 1.0 - step.dissimilarity < self.cut {
-                break;
-            }
-            let new = n + i;
-            for c in [step.cluster1, step.cluster2] {
-                let r = root(&mut parent, c);
-                parent[r] = new;
-            }
-        }
-        let groups: Vec<usize> = (0..n).map(|i| root(&mut parent, i)).collect();
+    /// Average linkage on 1 − probability, component by component, then
+    /// [`refine`]. The parameters are checked by the caller.
+    fn linkage(&self, scorer: &PairScorer) -> Clustering {
+        let grouped = components::group(scorer, self.cut);
         let probability = |a: usize, b: usize| scorer.probability(a, b);
-        let refined = refine::refine(groups, &probability, scorer.pairs().nearest(), self.cut);
-        Ok(Clustering::from_groups(refined))
+        let refined = refine::refine(
+            grouped.group_of,
+            &probability,
+            scorer.pairs().nearest(),
+            self.cut,
+        );
+        Clustering {
+            grouped_on_pairs: grouped.approximated,
+            ..Clustering::from_groups(refined)
+        }
     }
 }
 
@@ -396,24 +365,6 @@ mod tests {
         assert_eq!(h.n_clusters, 2, "{:?}", h.labels);
         assert_eq!(h.labels[0], h.labels[2]);
         assert_ne!(h.labels[0], h.labels[3]);
-    }
-
-    #[test]
-    fn average_linkage_refuses_a_matrix_past_the_memory_limit() {
-        let a = Algorithm::Agglomerative(Agglomerative { cut: 0.5 })
-            .check()
-            .unwrap();
-        assert!(a.check_rows(40_000).is_ok());
-        let err = a.check_rows(60_000).unwrap_err().to_string();
-        assert!(err.contains("60000 claims needs 6.7 GiB"), "{err}");
-        assert!(Algorithm::Dbscan(Dbscan {
-            max_distance: 0.1,
-            min_points: 2
-        })
-        .check()
-        .unwrap()
-        .check_rows(60_000)
-        .is_ok());
     }
 
     #[test]

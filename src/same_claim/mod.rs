@@ -9,6 +9,7 @@ mod model;
 mod pairs;
 mod signals;
 
+use ndarray::Axis;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -98,17 +99,18 @@ impl<'m> PairScorer<'m> {
         found
     }
 
-    /// The condensed matrix of 1 − probability (upper triangle, row-major), as
-    /// hierarchical clustering takes it.
-    pub fn condensed_distances(&self) -> Vec<f32> {
-        let n = self.pairs.len();
-        let mut out = Vec::with_capacity(n * n.saturating_sub(1) / 2);
-        for_each_row(self.pairs.moved().view(), |a, row| {
-            let tail: Vec<f32> = row[a + 1..]
+    /// The condensed matrix of 1 − probability among `rows` (upper triangle,
+    /// row-major, in the order of `rows`), as hierarchical clustering takes it.
+    pub fn condensed_distances(&self, rows: &[usize]) -> Vec<f32> {
+        let m = rows.len();
+        let moved = self.pairs.moved().select(Axis(0), rows);
+        let mut out = Vec::with_capacity(m * m.saturating_sub(1) / 2);
+        for_each_row(moved.view(), |i, row| {
+            let a = rows[i];
+            let tail: Vec<f32> = row[i + 1..]
                 .par_iter()
-                .enumerate()
-                .map(|(k, &cosine)| {
-                    let b = a + 1 + k;
+                .zip(&rows[i + 1..])
+                .map(|(&cosine, &b)| {
                     let p = self.probability_from(a, b, cosine, NEGLIGIBLE);
                     1.0 - p.unwrap_or_else(|| {
                         self.model
@@ -139,7 +141,8 @@ mod tests {
             .collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let scorer = PairScorer::new(ClaimPairs::new(&emb, &refs, &[Lang::En; 60], None), &model);
-        let d = scorer.condensed_distances();
+        let all: Vec<usize> = (0..60).collect();
+        let d = scorer.condensed_distances(&all);
         assert_eq!(d.len(), 60 * 59 / 2);
         assert!(d.iter().all(|x| (0.0..=1.0).contains(x)));
         let pairs = scorer.pairs_at_least(0.5);

@@ -1,0 +1,222 @@
+//! Average linkage one connected component at a time. Two groups merge only when
+//! their pairs average at least the cut, so at least one pair between them reaches
+//! it: a dendrogram cut at that level never joins claims that no chain of pairs at
+//! or above the cut links. Grouping each connected component of that graph on its
+//! own therefore gives the same groups as grouping the whole corpus, with one
+//! distance matrix per component instead of one of n²/2 for all claims.
+//!
+//! A component whose matrix would pass [`MAX_COMPONENT_GIB`] is grouped by
+//! [`sparse_linkage`](super::sparse_linkage) on its pairs at or above the cut.
+
+use crate::same_claim::{PairScorer, ScoredPair};
+
+use super::root;
+use super::sparse_linkage;
+
+/// The most memory one component's distance matrix may take; larger components
+/// are grouped on their pairs above the cut only.
+pub const MAX_COMPONENT_GIB: f64 = 1.0;
+
+/// The memory, in GiB, of the condensed distance matrix of `rows` rows.
+pub fn matrix_gib(rows: usize) -> f64 {
+    rows as f64 * (rows as f64 - 1.0) / 2.0 * 4.0 / f64::from(1u32 << 30)
+}
+
+/// What grouping a corpus component by component did.
+pub struct ComponentGroups {
+    /// A group key per claim (a member's row; a claim alone keys itself).
+    pub group_of: Vec<usize>,
+    /// Sizes of the components too large for an exact matrix, grouped on their
+    /// pairs above the cut.
+    pub approximated: Vec<usize>,
+}
+
+/// The connected components of `n` rows joined by `edges`, those of two rows or
+/// more, each listing its rows in ascending order, ordered by their first row.
+pub fn components(n: usize, edges: &[ScoredPair]) -> Vec<Vec<usize>> {
+    let mut parent: Vec<usize> = (0..n).collect();
+    for e in edges {
+        let (ra, rb) = (root(&mut parent, e.a), root(&mut parent, e.b));
+        if ra != rb {
+            parent[ra.max(rb)] = ra.min(rb);
+        }
+    }
+    let mut slot_of_root = vec![usize::MAX; n];
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    for row in 0..n {
+        let r = root(&mut parent, row);
+        if slot_of_root[r] == usize::MAX {
+            slot_of_root[r] = out.len();
+            out.push(Vec::new());
+        }
+        out[slot_of_root[r]].push(row);
+    }
+    out.retain(|c| c.len() >= 2);
+    out
+}
+
+/// Average linkage on 1 − probability over the claims `scorer` compares, cut at
+/// `cut`, one component of the pairs at or above `cut` at a time.
+pub fn group(scorer: &PairScorer, cut: f32) -> ComponentGroups {
+    group_within(scorer, cut, MAX_COMPONENT_GIB)
+}
+
+/// [`group`], with components whose matrix passes `max_gib` grouped on their pairs.
+fn group_within(scorer: &PairScorer, cut: f32, max_gib: f64) -> ComponentGroups {
+    let n = scorer.pairs().len();
+    let edges = scorer.pairs_at_least(cut);
+    let mut group_of: Vec<usize> = (0..n).collect();
+    let mut approximated = Vec::new();
+    let components = components(n, &edges);
+    let mut component_of = vec![usize::MAX; n];
+    for (k, rows) in components.iter().enumerate() {
+        for &row in rows {
+            component_of[row] = k;
+        }
+    }
+    for (k, rows) in components.iter().enumerate() {
+        let local = if matrix_gib(rows.len()) <= max_gib {
+            exact_groups(scorer, rows, cut)
+        } else {
+            approximated.push(rows.len());
+            let within = edges.iter().filter(|e| component_of[e.a] == k);
+            sparse_linkage::average_linkage(rows, within, cut)
+        };
+        for (&row, &g) in rows.iter().zip(&local) {
+            group_of[row] = rows[g];
+        }
+    }
+    ComponentGroups {
+        group_of,
+        approximated,
+    }
+}
+
+/// Exact average linkage of `rows` (kodama on their condensed matrix), cut at
+/// `cut`: a group per row, as the position in `rows` of a member.
+pub fn exact_groups(scorer: &PairScorer, rows: &[usize], cut: f32) -> Vec<usize> {
+    let mut distances = scorer.condensed_distances(rows);
+    cut_linkage(&mut distances, rows.len(), cut)
+}
+
+/// Average linkage of `m` rows on the condensed matrix `distances` (1 − p; kodama
+/// overwrites it), cut where merges would average under `cut`: a group per row,
+/// as the position of its first member.
+pub(super) fn cut_linkage(distances: &mut [f32], m: usize, cut: f32) -> Vec<usize> {
+    let dendrogram = kodama::linkage(distances, m, kodama::Method::Average);
+    // Union the merges under the cut; step i creates cluster m + i.
+    let mut parent: Vec<usize> = (0..m + dendrogram.len()).collect();
+    for (i, step) in dendrogram.steps().iter().enumerate() {
+        if 1.0 - step.dissimilarity < cut {
+            break;
+        }
+        for c in [step.cluster1, step.cluster2] {
+            let r = root(&mut parent, c);
+            parent[r] = m + i;
+        }
+    }
+    let mut first = vec![usize::MAX; m + dendrogram.len()];
+    (0..m)
+        .map(|k| {
+            let r = root(&mut parent, k);
+            if first[r] == usize::MAX {
+                first[r] = k;
+            }
+            first[r]
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corpus::Lang;
+    use crate::same_claim::{ClaimPairs, SameClaimModel};
+
+    /// The same partition, whatever the keys.
+    fn same_partition(a: &[usize], b: &[usize]) -> bool {
+        let mut map = std::collections::HashMap::new();
+        let mut back = std::collections::HashMap::new();
+        a.iter()
+            .zip(b)
+            .all(|(x, y)| *map.entry(x).or_insert(y) == y && *back.entry(y).or_insert(x) == x)
+    }
+
+    #[test]
+    fn components_follow_chains_of_pairs() {
+        let pair = |a, b| ScoredPair {
+            a,
+            b,
+            probability: 0.9,
+            cosine: 0.9,
+        };
+        let c = components(7, &[pair(0, 4), pair(4, 6), pair(2, 3)]);
+        assert_eq!(c, vec![vec![0, 4, 6], vec![2, 3]]);
+    }
+
+    #[test]
+    fn grouping_by_components_equals_linkage_of_the_whole_corpus() {
+        // In 8 dimensions some groups lie close, so components hold several groups.
+        for noise in [0.2, 0.35, 0.5] {
+            let emb = crate::neighbours::near_duplicates(40, 6, 8, noise);
+            let texts: Vec<String> = (0..emb.nrows()).map(|i| format!("claim {i}")).collect();
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let model = SameClaimModel::cosine_only(40.0, 0.85);
+            let pairs = ClaimPairs::new(&emb, &texts, &vec![Lang::En; texts.len()], None);
+            let scorer = PairScorer::new(pairs, &model);
+            for cut in [0.3, 0.5, 0.7] {
+                let all: Vec<usize> = (0..emb.nrows()).collect();
+                let whole = exact_groups(&scorer, &all, cut);
+                let by_parts = group(&scorer, cut);
+                assert!(by_parts.approximated.is_empty());
+                assert!(
+                    same_partition(&whole, &by_parts.group_of),
+                    "noise {noise}, cut {cut}"
+                );
+                // Some component holds two groups or more: the cut, not the
+                // components, split it.
+                let edges = scorer.pairs_at_least(cut);
+                let split = components(emb.nrows(), &edges).iter().any(|rows| {
+                    let mut keys: Vec<usize> = rows.iter().map(|&r| whole[r]).collect();
+                    keys.sort_unstable();
+                    keys.dedup();
+                    keys.len() >= 2
+                });
+                assert!(split, "noise {noise}, cut {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn components_too_large_are_grouped_on_their_pairs_and_stay_coherent() {
+        let emb = crate::neighbours::near_duplicates(40, 6, 8, 0.35);
+        let texts: Vec<String> = (0..emb.nrows()).map(|i| format!("claim {i}")).collect();
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let model = SameClaimModel::cosine_only(40.0, 0.85);
+        let pairs = ClaimPairs::new(&emb, &texts, &vec![Lang::En; texts.len()], None);
+        let scorer = PairScorer::new(pairs, &model);
+        let grouped = group_within(&scorer, 0.5, 0.0);
+        let sizes: Vec<usize> = components(emb.nrows(), &scorer.pairs_at_least(0.5))
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert_eq!(grouped.approximated, sizes);
+        let mut members: std::collections::HashMap<usize, Vec<usize>> = Default::default();
+        for (row, &g) in grouped.group_of.iter().enumerate() {
+            members.entry(g).or_default().push(row);
+        }
+        let mut merged = 0;
+        for m in members.values().filter(|m| m.len() >= 2) {
+            merged += 1;
+            let (mut sum, mut count) = (0.0, 0);
+            for (k, &a) in m.iter().enumerate() {
+                for &b in &m[k + 1..] {
+                    sum += scorer.probability(a, b);
+                    count += 1;
+                }
+            }
+            assert!(sum / count as f32 >= 0.5, "{m:?}");
+        }
+        assert!(merged >= 10, "{merged} groups");
+    }
+}
