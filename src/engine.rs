@@ -22,7 +22,7 @@ use crate::observer::{Event, Observer, Silent};
 use crate::pipeline::{self, ClusterOptions};
 use crate::report::{DuplicateRow, ModelInfo, Report};
 use crate::same_claim::{PairScorer, SameClaimModel, PROBE_TEXT};
-use crate::stance::{ClaimStance, Frame, ScorerKind, StanceModel, DEFAULT_FRAME};
+use crate::stance::{ClaimStance, Context, Frame, ScorerKind, StanceModel, DEFAULT_FRAME};
 
 /// Default duplicate threshold (same-claim probability), chosen on the
 /// evaluation data (README).
@@ -82,6 +82,7 @@ pub struct EngineBuilder {
     algorithm: Algorithm,
     duplicate_threshold: f32,
     cross_article_only: bool,
+    stance_context: Context,
     alignment: AlignmentSource,
     same_claim: SameClaimSource,
     observer: Arc<dyn Observer>,
@@ -100,6 +101,7 @@ impl Default for EngineBuilder {
             algorithm: Algorithm::Agglomerative(Agglomerative { cut: DEFAULT_CUT }),
             duplicate_threshold: DEFAULT_DUPLICATE_THRESHOLD,
             cross_article_only: false,
+            stance_context: Context::DEFAULT,
             alignment: AlignmentSource::Default,
             same_claim: SameClaimSource::Default,
             observer: Arc::new(Silent),
@@ -174,6 +176,13 @@ impl EngineBuilder {
         self
     }
 
+    /// How much of its article `analyse` reads each claim's stance with (default
+    /// [`Context::DEFAULT`]: its two claims on either side at full weight).
+    pub fn stance_context(mut self, context: Context) -> Self {
+        self.stance_context = context;
+        self
+    }
+
     /// Which parallel sentences align Chinese with English (default: built in).
     pub fn alignment(mut self, source: AlignmentSource) -> Self {
         self.alignment = source;
@@ -207,6 +216,7 @@ impl EngineBuilder {
             self.algorithm,
             self.duplicate_threshold,
             self.cross_article_only,
+            self.stance_context,
         )?;
         let at_least_one = |option, n: usize| match n {
             0 => Err(Error::Invalid {

@@ -16,7 +16,7 @@ use crate::report::{
     project_2d, ClaimOut, ClusterOut, DuplicateOut, MemberEvidence, ModelInfo, Report, TargetInfo,
 };
 use crate::same_claim::{ClaimPairs, PairScorer, ScoredPair};
-use crate::stance::{aggregate, ClaimStance, StanceModel};
+use crate::stance::{aggregate, ClaimStance, Context, StanceModel};
 
 /// Thresholds of the main job, checked once when made.
 #[derive(Debug, Clone, Copy)]
@@ -27,16 +27,28 @@ pub struct ClusterOptions {
     pub duplicate_probability: f32,
     /// Keep only duplicate pairs from different articles.
     pub cross_article_only: bool,
+    /// How much of its article a claim's stance is read with.
+    pub stance_context: Context,
 }
 
 impl ClusterOptions {
-    /// Checks the grouping parameters and the duplicate threshold (a probability
-    /// in (0, 1]).
+    /// Checks the grouping parameters, the duplicate threshold (a probability
+    /// in (0, 1]) and the stance context's weight (finite, at least 0).
     pub fn new(
         algorithm: Algorithm,
         duplicate_probability: f32,
         cross_article_only: bool,
+        stance_context: Context,
     ) -> Result<Self> {
+        if !(stance_context.weight.is_finite() && stance_context.weight >= 0.0) {
+            return Err(Error::Invalid {
+                option: "the stance context's weight",
+                why: format!(
+                    "must be a finite number at least 0 (0 reads each claim alone), not {}",
+                    stance_context.weight
+                ),
+            });
+        }
         if !(duplicate_probability > 0.0 && duplicate_probability <= 1.0) {
             return Err(Error::Invalid {
                 option: "the duplicate threshold",
@@ -49,6 +61,7 @@ impl ClusterOptions {
             grouping: algorithm.check()?,
             duplicate_probability,
             cross_article_only,
+            stance_context,
         })
     }
 }
@@ -87,7 +100,10 @@ pub fn analyse(
     opts: &ClusterOptions,
     observer: &dyn Observer,
 ) -> Result<Report> {
-    let claim_stances = stance.score(emb.view());
+    let read = opts
+        .stance_context
+        .apply(emb.view(), &corpus.claim_ranges());
+    let claim_stances = stance.score(read.view());
     let clustering = opts.grouping.fit(scorer)?;
     for &claims in &clustering.grouped_on_pairs {
         let gib = matrix_gib(claims);
@@ -130,6 +146,7 @@ pub fn analyse(
             name: stance.frame.name.clone(),
             description: stance.frame.description.clone(),
             scorer: stance.kind().to_string(),
+            context: opts.stance_context.to_string(),
         },
         articles: corpus.articles.clone(),
         claims,

@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::stance::{ClaimStance, ClusterStance, Label};
 
 /// The version of the `report.json` contract (docs/ARCHITECTURE.md).
-pub const REPORT_VERSION: u32 = 3;
+pub const REPORT_VERSION: u32 = 4;
 
 /// Everything `stancemap cluster` found.
 #[derive(Debug, Clone, Serialize)]
@@ -45,6 +45,9 @@ pub struct TargetInfo {
     /// The scorer that labelled the claims (`prototype`, `kernel`, `logistic` or
     /// `blend`).
     pub scorer: String,
+    /// What each claim was read with: `claim alone`, `+ W × ±N claims` (its
+    /// neighbours in the article) or `+ W × article`.
+    pub context: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -13,7 +13,8 @@ fn seeds_report_follows_the_contract() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
             .unwrap();
-    assert_eq!(report["version"], 3);
+    assert_eq!(report["version"], 4);
+    assert_eq!(report["target"]["context"], "+ 1 × ±2 claims");
     assert_eq!(report["model"]["dim"], 384);
     let articles = report["articles"].as_array().unwrap();
     assert_eq!(articles.len(), 5);

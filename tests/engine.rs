@@ -6,6 +6,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
+use stancemap::stance::{Context, Reach};
 use stancemap::{
     Agglomerative, Algorithm, Corpus, Engine, Error, Event, Observer, SameClaimSource,
 };
@@ -50,6 +51,14 @@ fn options_are_checked_before_the_model_is_touched() {
             .build(),
     );
     assert!(cut.contains("probability"), "{cut}");
+    for weight in [-1.0, f32::NAN, f32::INFINITY] {
+        let context = Context {
+            reach: Reach::Neighbours(2),
+            weight,
+        };
+        let bad = invalid(builder().stance_context(context).build());
+        assert!(bad.contains("stance context's weight"), "{bad}");
+    }
     // Options that pass get as far as the model, which is missing.
     match builder().check().map(|settings| settings.load()) {
         Ok(Err(Error::Model(e))) => assert!(e.to_string().contains("no/such/model"), "{e}"),

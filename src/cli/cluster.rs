@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::Args;
 
 use stancemap::output;
+use stancemap::stance::{Context, Reach};
 
 use super::args::{AlignArgs, EngineArgs, GroupingArgs, StanceArgs};
 use super::read_corpus;
@@ -27,13 +28,25 @@ pub struct ClusterArgs {
     align: AlignArgs,
     #[command(flatten)]
     stance: StanceArgs,
+    /// Read each claim's stance with this many claims on either side of it in its
+    /// article, or `article` for the whole article (measured: README, *Stance in
+    /// context*).
+    #[arg(long, default_value = "2", value_name = "N|article")]
+    context_reach: Reach,
+    /// How much the context counts: the claim's embedding plus W × the mean of
+    /// its context's; 0 reads each claim alone.
+    #[arg(long, default_value_t = 1.0, value_name = "W")]
+    context_weight: f32,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
 
 pub fn run(args: ClusterArgs) -> Result<()> {
     let start = Instant::now();
-    let builder = args.engine.builder();
+    let builder = args.engine.builder().stance_context(Context {
+        reach: args.context_reach,
+        weight: args.context_weight,
+    });
     let settings = args
         .stance
         .apply(args.align.apply(args.grouping.apply(builder)))

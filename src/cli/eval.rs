@@ -6,8 +6,10 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use stancemap::cluster::Grouping;
-use stancemap::eval::{self, stance::StanceSet};
+use stancemap::eval;
+use stancemap::eval::stance::{RowClaims, StanceScores, StanceSet};
 use stancemap::same_claim::fit::{self, EncoderIdentity};
+use stancemap::stance::{Context, Reach};
 use stancemap::{output, Role, ScorerKind, DEFAULT_CUT, DEFAULT_DUPLICATE_THRESHOLD};
 use stancemap::{Engine, DEFAULT_MAX_DISTANCE};
 
@@ -110,12 +112,54 @@ struct EvalStanceArgs {
     /// Use only the first N rows of each set.
     #[arg(long)]
     limit: Option<usize>,
+    /// Also split each text into claims as `cluster` splits an article and score
+    /// the claim nearest the target alone and with its neighbouring claims or its
+    /// article (frames fitted on the claims alone, as frame examples are).
+    #[arg(long)]
+    context: bool,
     /// Embed every text afresh instead of using the on-disk cache.
     #[arg(long)]
     no_cache: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
+
+/// The contexts `eval stance --context` compares.
+const CONTEXTS: [Context; 9] = [
+    Context::ALONE,
+    Context {
+        reach: Reach::Neighbours(1),
+        weight: 0.25,
+    },
+    Context {
+        reach: Reach::Neighbours(1),
+        weight: 0.5,
+    },
+    Context {
+        reach: Reach::Neighbours(1),
+        weight: 1.0,
+    },
+    Context {
+        reach: Reach::Neighbours(2),
+        weight: 0.5,
+    },
+    Context {
+        reach: Reach::Neighbours(2),
+        weight: 1.0,
+    },
+    Context {
+        reach: Reach::Article,
+        weight: 0.5,
+    },
+    Context {
+        reach: Reach::Article,
+        weight: 1.0,
+    },
+    Context {
+        reach: Reach::Article,
+        weight: 2.0,
+    },
+];
 
 impl EvalArgs {
     /// The engine options of whichever form was run.
@@ -146,17 +190,49 @@ fn run_stance(args: &EvalStanceArgs) -> Result<()> {
     for path in &args.sets {
         let set = StanceSet::read(path, args.limit)?;
         let emb = engine.embed(&set.texts(), Role::Passage)?;
-        for &kind in &args.scorer {
-            let temperatures = if args.temperature.is_empty() {
-                vec![kind.default_temperature()]
-            } else {
-                args.temperature.clone()
-            };
-            for t in temperatures {
-                let scores = set.score(&emb, kind, t, args.max_examples);
-                println!("{}", scores.table_row());
-            }
+        for_each_scorer(args, |kind, t| {
+            println!(
+                "{}",
+                set.score(&emb, kind, t, args.max_examples).table_row()
+            );
+        });
+        if args.context {
+            score_in_context(&engine, &set, args)?;
         }
+    }
+    Ok(())
+}
+
+/// Calls `score(scorer, temperature)` for every scorer and temperature asked for.
+fn for_each_scorer(args: &EvalStanceArgs, mut score: impl FnMut(ScorerKind, f32)) {
+    for &kind in &args.scorer {
+        let temperatures = if args.temperature.is_empty() {
+            vec![kind.default_temperature()]
+        } else {
+            args.temperature.clone()
+        };
+        for t in temperatures {
+            score(kind, t);
+        }
+    }
+}
+
+/// Scores each row's claim nearest its target in every context of [`CONTEXTS`].
+fn score_in_context(engine: &Engine, set: &StanceSet, args: &EvalStanceArgs) -> Result<()> {
+    let split = RowClaims::split(set);
+    let claims: Vec<&str> = split.claims.iter().map(String::as_str).collect();
+    let claim_emb = engine.embed(&claims, Role::Passage)?;
+    let target_emb = engine.embed(&set.targets(), Role::Passage)?;
+    let chosen = split.nearest_to_targets(&claim_emb, &target_emb);
+    let alone = split.read(&claim_emb, &chosen, Context::ALONE);
+    for context in CONTEXTS {
+        let read = split.read(&claim_emb, &chosen, context);
+        for_each_scorer(args, |kind, t| {
+            let view = format!("nearest claim {context}");
+            let scores: StanceScores =
+                set.score_views(&alone, &read, kind, t, args.max_examples, view);
+            println!("{}", scores.table_row());
+        });
     }
     Ok(())
 }

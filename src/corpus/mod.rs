@@ -119,6 +119,18 @@ pub struct Corpus {
 }
 
 impl Corpus {
+    /// The rows of [`claims`](Self::claims) each article holds, in article order.
+    pub fn claim_ranges(&self) -> Vec<std::ops::Range<usize>> {
+        let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
+        for (i, claim) in self.claims.iter().enumerate() {
+            match ranges.last_mut() {
+                Some(r) if self.claims[r.start].article == claim.article => r.end = i + 1,
+                _ => ranges.push(i..i + 1),
+            }
+        }
+        ranges
+    }
+
     /// Reads every input (files, or folders walked in name order, each real file
     /// and folder once) and splits claims. What was passed over is in
     /// [`warnings`](Self::warnings); a corpus without a claim is an error.

@@ -1,16 +1,20 @@
 //! Stance quality on labelled sets (`{"target","text","label"}` JSONL, labels
 //! `favor|against|none`): per target, a frame from the first half of its rows (at most
 //! `max_examples`), scored on the rest; and the zero-shot case, a frame from one
-//! target scored on another target's rows.
+//! target scored on another target's rows. With [`RowClaims`], each row's text
+//! is split into claims as the main job splits an article, and the claim nearest
+//! the target is scored alone or read in its [`Context`].
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::Path;
 
 use ndarray::{Array2, Axis};
 use serde::Serialize;
 
+use crate::corpus::{Article, Corpus, Lang};
 use crate::error::{Error, Result};
-use crate::stance::{claim_stances, Label, Scorer, ScorerKind};
+use crate::stance::{claim_stances, Context, Label, Scorer, ScorerKind};
 
 /// One labelled row.
 struct Row {
@@ -31,6 +35,8 @@ pub struct StanceScores {
     pub set: String,
     pub scorer: String,
     pub temperature: f32,
+    /// What each row is read as: its whole text, or a claim alone or in context.
+    pub view: String,
     pub targets: usize,
     /// Rows that fitted frames, and rows scored (targets with a frame).
     pub train: usize,
@@ -49,14 +55,15 @@ pub struct StanceScores {
 }
 
 /// The Markdown table header of [`StanceScores::table_row`].
-pub const TABLE_HEADER: &str = "| set | scorer | T | targets | train | scored | macro-F1 | F_avg | log-loss | ECE | zero-shot macro-F1 |\n|---|---|---|---|---|---|---|---|---|---|---|";
+pub const TABLE_HEADER: &str = "| set | view | scorer | T | targets | train | scored | macro-F1 | F_avg | log-loss | ECE | zero-shot macro-F1 |\n|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 impl StanceScores {
     /// One Markdown table row.
     pub fn table_row(&self) -> String {
         format!(
-            "| {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} |",
             self.set,
+            self.view,
             self.scorer,
             self.temperature,
             self.targets,
@@ -117,6 +124,11 @@ impl StanceSet {
         self.rows.iter().map(|r| r.text.as_str()).collect()
     }
 
+    /// Each row's target.
+    pub fn targets(&self) -> Vec<&str> {
+        self.rows.iter().map(|r| r.target.as_str()).collect()
+    }
+
     /// Scores the set with embeddings of [`texts`](Self::texts) (one row each).
     pub fn score(
         &self,
@@ -124,6 +136,21 @@ impl StanceSet {
         kind: ScorerKind,
         temperature: f32,
         max_examples: usize,
+    ) -> StanceScores {
+        let view = "whole text".to_string();
+        self.score_views(emb, emb, kind, temperature, max_examples, view)
+    }
+
+    /// Scores the set with frames fitted on the rows of `fit` and rows read as
+    /// `test` (one row of each per set row), `view` naming what `test` holds.
+    pub fn score_views(
+        &self,
+        fit: &Array2<f32>,
+        test: &Array2<f32>,
+        kind: ScorerKind,
+        temperature: f32,
+        max_examples: usize,
+        view: String,
     ) -> StanceScores {
         let mut by_target: Vec<(&str, Vec<usize>)> = Vec::new();
         let mut index: HashMap<&str, usize> = HashMap::new();
@@ -146,10 +173,11 @@ impl StanceSet {
             Scorer::fit_with(
                 kind,
                 temperature,
-                emb.select(Axis(0), train).view(),
+                fit.select(Axis(0), train).view(),
                 &labels,
             )
         };
+        let self_test = |rows: &[usize]| test.select(Axis(0), rows);
         let mut tally = Tally::default();
         let mut train_rows = 0;
         for &(train, test) in &splits {
@@ -157,7 +185,7 @@ impl StanceSet {
                 continue;
             }
             train_rows += train.len();
-            let p = fit(train).probabilities(emb.select(Axis(0), test).view());
+            let p = fit(train).probabilities(self_test(test).view());
             tally.add(&p, test.iter().map(|&i| self.rows[i].label));
         }
         let mut zero_shot = Tally::default();
@@ -168,7 +196,7 @@ impl StanceSet {
             let scorer = fit(splits[a].0);
             for &b in eligible.iter().filter(|&&b| b != a) {
                 let test = splits[b].1;
-                let p = scorer.probabilities(emb.select(Axis(0), test).view());
+                let p = scorer.probabilities(self_test(test).view());
                 zero_shot.add(&p, test.iter().map(|&i| self.rows[i].label));
             }
         }
@@ -176,6 +204,7 @@ impl StanceSet {
             set: self.name.clone(),
             scorer: kind.to_string(),
             temperature,
+            view,
             targets: by_target.len(),
             train: train_rows,
             scored: tally.gold.len(),
@@ -185,6 +214,95 @@ impl StanceSet {
             ece: tally.ece(),
             zero_shot_macro_f1: (eligible.len() >= 2).then(|| zero_shot.macro_f1()),
         }
+    }
+}
+
+/// A set's texts split into claims as the main job splits an article body.
+pub struct RowClaims {
+    /// Every distinct text's claims, text after text.
+    pub claims: Vec<String>,
+    /// The rows of `claims` that each distinct text holds.
+    pub articles: Vec<Range<usize>>,
+    /// Each set row's distinct text (an index into `articles`).
+    pub text_of_row: Vec<usize>,
+}
+
+impl RowClaims {
+    /// Splits `set`'s texts (each distinct text once; a text without a claim
+    /// counts as one claim).
+    pub fn split(set: &StanceSet) -> RowClaims {
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let mut corpus = Corpus::default();
+        let mut articles = Vec::new();
+        let mut claims = Vec::new();
+        let text_of_row = set
+            .rows
+            .iter()
+            .map(|r| {
+                *index.entry(r.text.as_str()).or_insert_with(|| {
+                    let before = corpus.claims.len();
+                    corpus.add(body_article(articles.len(), &r.text));
+                    let mut found: Vec<String> = corpus.claims[before..]
+                        .iter()
+                        .map(|c| c.text.clone())
+                        .collect();
+                    if found.is_empty() {
+                        found.push(r.text.clone());
+                    }
+                    articles.push(claims.len()..claims.len() + found.len());
+                    claims.extend(found);
+                    articles.len() - 1
+                })
+            })
+            .collect();
+        RowClaims {
+            claims,
+            articles,
+            text_of_row,
+        }
+    }
+
+    /// Per set row, the claim (a row of `claims`) nearest its target: `claim_emb`
+    /// embeds `claims`, `target_emb` each set row's target.
+    pub fn nearest_to_targets(
+        &self,
+        claim_emb: &Array2<f32>,
+        target_emb: &Array2<f32>,
+    ) -> Vec<usize> {
+        self.text_of_row
+            .iter()
+            .zip(target_emb.rows())
+            .map(|(&t, target)| {
+                self.articles[t]
+                    .clone()
+                    .max_by(|&a, &b| {
+                        let (ca, cb) =
+                            (claim_emb.row(a).dot(&target), claim_emb.row(b).dot(&target));
+                        ca.total_cmp(&cb)
+                    })
+                    .expect("every text has a claim")
+            })
+            .collect()
+    }
+
+    /// The rows `chosen` of the claims read in `context`.
+    pub fn read(&self, claim_emb: &Array2<f32>, chosen: &[usize], context: Context) -> Array2<f32> {
+        context
+            .apply(claim_emb.view(), &self.articles)
+            .select(Axis(0), chosen)
+    }
+}
+
+/// A stance row's text as an article body without a title.
+fn body_article(k: usize, text: &str) -> Article {
+    Article {
+        id: format!("row{k}"),
+        path: format!("row{k}"),
+        title: String::new(),
+        date: None,
+        source: None,
+        lang: Lang::detect(text),
+        text: text.to_string(),
     }
 }
 
@@ -249,6 +367,34 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn texts_are_split_once_and_read_at_the_claim_nearest_the_target() {
+        let row = |target: &str, text: &str| Row {
+            target: target.into(),
+            text: text.into(),
+            label: Label::Neutral,
+        };
+        let body = "Pakistan signed a rare-earth agreement with an American firm in September. \
+                    The first shipment of samples left the port of Pasni in October.";
+        let set = StanceSet {
+            name: "t".into(),
+            rows: vec![
+                row("deal", body),
+                row("ship", body),
+                row("other", "美国公司与巴基斯坦签署了稀土协议。"),
+            ],
+        };
+        let split = RowClaims::split(&set);
+        assert_eq!(split.text_of_row, vec![0, 0, 1]);
+        assert_eq!(split.articles, vec![0..2, 2..3], "{:?}", split.claims);
+        let claim_emb = ndarray::array![[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+        let target_emb = ndarray::array![[0.9, 0.1, 0.0], [0.1, 0.9, 0.0], [0.6, 0.0, 0.8]];
+        let chosen = split.nearest_to_targets(&claim_emb, &target_emb);
+        assert_eq!(chosen, vec![0, 1, 2]);
+        let alone = split.read(&claim_emb, &chosen, Context::ALONE);
+        assert_eq!(alone.row(1), claim_emb.row(1));
+    }
 
     #[test]
     fn f1_and_calibration_on_a_known_case() {

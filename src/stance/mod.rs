@@ -2,6 +2,7 @@
 //! `supports` / `challenges` / `neutral` from a [`Frame`] of labelled examples, and
 //! their aggregation over a cluster.
 
+pub mod context;
 pub mod frame;
 pub mod scorer;
 
@@ -11,6 +12,7 @@ use std::str::FromStr;
 use ndarray::{Array2, ArrayView2};
 use serde::Serialize;
 
+pub use context::{Context, Reach};
 pub use frame::{Frame, FrameError};
 pub use scorer::{Scorer, ScorerKind};
 
