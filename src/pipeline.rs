@@ -79,12 +79,27 @@ pub fn claim_pairs(
 
 /// Duplicate claim pairs (row indices), most probable first.
 pub fn duplicates(corpus: &Corpus, scorer: &PairScorer, opts: &ClusterOptions) -> Vec<ScoredPair> {
-    scorer
-        .pairs_at_least(opts.duplicate_probability)
-        .into_iter()
+    duplicates_among(
+        corpus,
+        &scorer.pairs_at_least(opts.duplicate_probability),
+        opts,
+    )
+}
+
+/// The duplicates among `pairs` (every pair at or above a probability no higher
+/// than the duplicate threshold, most probable first).
+fn duplicates_among(
+    corpus: &Corpus,
+    pairs: &[ScoredPair],
+    opts: &ClusterOptions,
+) -> Vec<ScoredPair> {
+    pairs
+        .iter()
+        .filter(|p| p.probability >= opts.duplicate_probability)
         .filter(|p| {
             !opts.cross_article_only || corpus.claims[p.a].article != corpus.claims[p.b].article
         })
+        .copied()
         .collect()
 }
 
@@ -104,7 +119,15 @@ pub fn analyse(
         .stance_context
         .apply(emb.view(), &corpus.claim_ranges());
     let claim_stances = stance.score(read.view());
-    let clustering = opts.grouping.fit(scorer)?;
+    // One pass over the pairs serves the grouping's components and the duplicates.
+    let floor = opts
+        .grouping
+        .cut()
+        .map_or(opts.duplicate_probability, |cut| {
+            cut.min(opts.duplicate_probability)
+        });
+    let pairs = scorer.pairs_at_least(floor);
+    let clustering = opts.grouping.fit_with_pairs(scorer, &pairs)?;
     for &claims in &clustering.grouped_on_pairs {
         let gib = matrix_gib(claims);
         observer.event(&Event::GroupedOnPairs { claims, gib });
@@ -119,7 +142,7 @@ pub fn analyse(
     }
     let probability = |a: usize, b: usize| scorer.probability(a, b);
     let clusters = summaries(corpus, &members, space, &claim_stances, &probability);
-    let duplicates = duplicates(corpus, scorer, opts)
+    let duplicates = duplicates_among(corpus, &pairs, opts)
         .into_iter()
         .map(|p| DuplicateOut {
             a: corpus.claims[p.a].id.clone(),

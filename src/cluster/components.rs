@@ -56,15 +56,25 @@ pub fn components(n: usize, edges: &[ScoredPair]) -> Vec<Vec<usize>> {
 }
 
 /// Average linkage on 1 − probability over the claims `scorer` compares, cut at
-/// `cut`, one component of the pairs at or above `cut` at a time.
-pub fn group(scorer: &PairScorer, cut: f32) -> ComponentGroups {
-    group_within(scorer, cut, MAX_COMPONENT_GIB)
+/// `cut`, one component of the pairs at or above `cut` at a time; `pairs` holds
+/// every pair at or above `cut` (lower ones are passed over).
+pub fn group(scorer: &PairScorer, pairs: &[ScoredPair], cut: f32) -> ComponentGroups {
+    group_within(scorer, pairs, cut, MAX_COMPONENT_GIB)
 }
 
 /// [`group`], with components whose matrix passes `max_gib` grouped on their pairs.
-fn group_within(scorer: &PairScorer, cut: f32, max_gib: f64) -> ComponentGroups {
+fn group_within(
+    scorer: &PairScorer,
+    pairs: &[ScoredPair],
+    cut: f32,
+    max_gib: f64,
+) -> ComponentGroups {
     let n = scorer.pairs().len();
-    let edges = scorer.pairs_at_least(cut);
+    let edges: Vec<ScoredPair> = pairs
+        .iter()
+        .filter(|p| p.probability >= cut)
+        .copied()
+        .collect();
     let mut group_of: Vec<usize> = (0..n).collect();
     let mut approximated = Vec::new();
     let components = components(n, &edges);
@@ -167,7 +177,7 @@ mod tests {
             for cut in [0.3, 0.5, 0.7] {
                 let all: Vec<usize> = (0..emb.nrows()).collect();
                 let whole = exact_groups(&scorer, &all, cut);
-                let by_parts = group(&scorer, cut);
+                let by_parts = group(&scorer, &scorer.pairs_at_least(cut), cut);
                 assert!(by_parts.approximated.is_empty());
                 assert!(
                     same_partition(&whole, &by_parts.group_of),
@@ -195,7 +205,7 @@ mod tests {
         let model = SameClaimModel::cosine_only(40.0, 0.85);
         let pairs = ClaimPairs::new(&emb, &texts, &vec![Lang::En; texts.len()], None);
         let scorer = PairScorer::new(pairs, &model);
-        let grouped = group_within(&scorer, 0.5, 0.0);
+        let grouped = group_within(&scorer, &scorer.pairs_at_least(0.4), 0.5, 0.0);
         let sizes: Vec<usize> = components(emb.nrows(), &scorer.pairs_at_least(0.5))
             .iter()
             .map(Vec::len)

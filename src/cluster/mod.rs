@@ -23,7 +23,7 @@ use linfa::traits::{Fit, Transformer};
 use linfa::{DatasetBase, ParamGuard};
 use ndarray::Array2;
 
-use crate::same_claim::PairScorer;
+use crate::same_claim::{PairScorer, ScoredPair};
 
 /// Parameters: merge groups while their pairs' average same-claim probability is
 /// at least `cut` (in (0, 1]); groups whose pairs average under it at the end
@@ -113,9 +113,32 @@ impl Grouping {
     /// probabilities; DBSCAN and HDBSCAN, which work on vectors, take its aligned
     /// rows (Chinese ones moved next to English).
     pub fn fit(&self, scorer: &PairScorer) -> Result<Clustering, ClusterError> {
+        let pairs = self
+            .cut()
+            .map_or_else(Vec::new, |cut| scorer.pairs_at_least(cut));
+        self.fit_with_pairs(scorer, &pairs)
+    }
+
+    /// The probability average linkage cuts at (`None` for DBSCAN and HDBSCAN,
+    /// which need no pairs).
+    pub fn cut(&self) -> Option<f32> {
+        match self.0 {
+            Algorithm::Agglomerative(a) => Some(a.cut),
+            Algorithm::Dbscan(_) | Algorithm::Hdbscan(_) => None,
+        }
+    }
+
+    /// [`fit`](Self::fit) with `pairs` already found: every pair at or above a
+    /// probability no higher than the [`cut`](Self::cut), as
+    /// [`PairScorer::pairs_at_least`] lists them.
+    pub fn fit_with_pairs(
+        &self,
+        scorer: &PairScorer,
+        pairs: &[ScoredPair],
+    ) -> Result<Clustering, ClusterError> {
         let space = scorer.pairs().moved();
         match &self.0 {
-            Algorithm::Agglomerative(a) => Ok(a.linkage(scorer)),
+            Algorithm::Agglomerative(a) => Ok(a.linkage(scorer, pairs)),
             Algorithm::Dbscan(d) => d.cluster(space),
             Algorithm::Hdbscan(h) => h.cluster(space),
         }
@@ -184,6 +207,18 @@ pub(crate) fn root(parent: &mut [usize], mut x: usize) -> usize {
     x
 }
 
+/// Uniform numbers in [0, 1) from a xorshift generator started at `seed` (for
+/// tests).
+#[cfg(test)]
+pub(crate) fn uniform_from(mut state: u64) -> impl FnMut() -> f32 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f32 / (1u64 << 53) as f32
+    }
+}
+
 impl Clustering {
     /// Numbers the groups of `groups` (one key or none per row): groups of two or
     /// more rows become clusters, largest first, ties by first row.
@@ -214,8 +249,8 @@ impl Clustering {
 impl Agglomerative {
     /// Average linkage on 1 − probability, component by component, then
     /// [`refine`]. The parameters are checked by the caller.
-    fn linkage(&self, scorer: &PairScorer) -> Clustering {
-        let grouped = components::group(scorer, self.cut);
+    fn linkage(&self, scorer: &PairScorer, pairs: &[ScoredPair]) -> Clustering {
+        let grouped = components::group(scorer, pairs, self.cut);
         let probability = |a: usize, b: usize| scorer.probability(a, b);
         let refined = refine::refine(
             grouped.group_of,
