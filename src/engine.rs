@@ -437,6 +437,14 @@ impl Engine {
     /// Groups the corpus's claims, lists duplicates and scores every claim's and
     /// group's stance toward the target.
     pub fn analyse(&self, corpus: &Corpus) -> Result<Report> {
+        self.analyse_keeping_embeddings(corpus)
+            .map(|(report, _)| report)
+    }
+
+    /// [`analyse`](Self::analyse), also returning the claims' embeddings (a row
+    /// per claim, as the report lists them), e.g. for
+    /// [`tables::write`](crate::tables::write).
+    pub fn analyse_keeping_embeddings(&self, corpus: &Corpus) -> Result<(Report, Array2<f32>)> {
         let emb = self.embed_claims(corpus)?;
         let offset = self.offset_for(corpus)?;
         let same_claim = self.same_claim_model()?;
@@ -447,7 +455,10 @@ impl Engine {
             precision: self.precision().to_string(),
         };
         self.run(|| {
-            let scorer = PairScorer::new(pipeline::claim_pairs(corpus, &emb, offset), same_claim);
+            let scorer = PairScorer::new(
+                pipeline::claim_pairs(corpus, emb.clone(), offset)?,
+                same_claim,
+            );
             let observer = self.observer.as_ref();
             pipeline::analyse(
                 corpus,
@@ -459,6 +470,7 @@ impl Engine {
                 observer,
             )
         })
+        .map(|report| (report, emb))
     }
 
     /// The corpus's duplicate claim pairs, most probable first.
@@ -467,9 +479,9 @@ impl Engine {
         let offset = self.offset_for(corpus)?;
         let same_claim = self.same_claim_model()?;
         let pairs = self.run(|| {
-            let scorer = PairScorer::new(pipeline::claim_pairs(corpus, &emb, offset), same_claim);
-            pipeline::duplicates(corpus, &scorer, &self.options)
-        });
+            let scorer = PairScorer::new(pipeline::claim_pairs(corpus, emb, offset)?, same_claim);
+            Ok::<_, Error>(pipeline::duplicates(corpus, &scorer, &self.options))
+        })?;
         Ok(pairs
             .into_iter()
             .map(|p| {

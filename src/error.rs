@@ -67,6 +67,9 @@ pub enum Error {
     #[error("{engine}: {why}")]
     Peer { engine: String, why: String },
     /// The embeddings server.
+    /// The approximate-neighbour index (usearch) failed, e.g. out of memory.
+    #[error("the nearest-neighbour index: {0}")]
+    Index(String),
     #[error("server: {0}")]
     Serve(String),
 }

@@ -20,10 +20,10 @@
 //! The stages, one module each (see `docs/ARCHITECTURE.md`): [`corpus`] →
 //! embedding (with [`model`] for where weights come from and a cache of known
 //! texts) → [`align`] (Chinese next to English) → neighbours → [`cluster`] (with
-//! keywords) → [`stance`] → [`report`]. [`input`]/[`output`] read and write
-//! passages and vectors, [`serve`] is the HTTP server, [`eval`] and
-//! [`bench`](mod@bench) measure quality and speed, [`compare`] speed against
-//! other engines.
+//! keywords) → [`stance`] → [`report`] (and [`tables`], the same as Parquet).
+//! [`input`]/[`output`] read and write passages and vectors, [`serve`] is the
+//! HTTP server, [`eval`] and [`bench`](mod@bench) measure quality and speed (and
+//! how the grouping scales), [`compare`] speed against other engines.
 
 pub mod align;
 pub mod bench;
@@ -48,6 +48,7 @@ pub mod report;
 pub mod same_claim;
 pub mod serve;
 pub mod stance;
+pub mod tables;
 
 pub use cluster::{Agglomerative, Algorithm, Dbscan, Hdbscan};
 pub use corpus::Corpus;

@@ -35,10 +35,10 @@ pub enum Event {
         pairs: usize,
         translation_floor: f32,
     },
-    /// A component of `claims` claims linked by pairs at or above the grouping
-    /// cut was too large for an exact distance matrix (`gib`), so it was grouped
-    /// on those pairs alone.
-    GroupedOnPairs { claims: usize, gib: f64 },
+    /// Components of claims linked by pairs at or above the grouping cut (their
+    /// `sizes`) had more than `limit` claims, the most exact average linkage takes
+    /// at once, so they were grouped on those pairs alone.
+    GroupedOnPairs { sizes: Vec<usize>, limit: usize },
     /// The server got SIGTERM or Ctrl-C and finishes the requests in flight.
     ShuttingDown,
 }
@@ -87,11 +87,15 @@ impl fmt::Display for Event {
                 "language offset from {pairs} parallel pairs: translations reach cosine \
                  {translation_floor:.3} (97%)"
             ),
-            Event::GroupedOnPairs { claims, gib } => write!(
+            Event::GroupedOnPairs { sizes, limit } => write!(
                 f,
-                "warning: {claims} claims are linked by pairs above the cut; exact average \
-                 linkage would need {gib:.1} GiB, so they were grouped on those pairs alone \
-                 (other pairs count 0: groups may be smaller than exact linkage's)"
+                "warning: {} groups of claims linked by pairs above the cut ({} claims, the \
+                 largest {}) were more than the {limit} exact average linkage takes at once, \
+                 so they were grouped on those pairs alone (other pairs count 0: groups may \
+                 be smaller than exact linkage's)",
+                sizes.len(),
+                sizes.iter().sum::<usize>(),
+                sizes.iter().max().unwrap_or(&0)
             ),
             Event::ShuttingDown => f.write_str("shutting down after the requests in flight"),
         }

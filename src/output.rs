@@ -76,12 +76,17 @@ pub fn check_dir(dir: &Path) -> Result<()> {
 /// Writes `path` through `write`, atomically (see the module docs).
 pub fn write_atomically(
     path: &Path,
-    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    write: impl FnOnce(&mut (dyn Write + Send)) -> std::io::Result<()>,
 ) -> Result<()> {
     let dir = folder_of(path);
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "cannot create", e))?;
     let fail = |e| Error::io(path, "cannot write", e);
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    // Created readable by others (less the umask), as a plain new file would be;
+    // tempfile's default, 0600, would carry over to the output.
+    let mut file = tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(fail)?;
     {
         let mut out = BufWriter::new(file.as_file_mut());
         write(&mut out).and_then(|()| out.flush()).map_err(fail)?;
@@ -117,7 +122,7 @@ pub fn write_json_lines<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<
     if path.as_os_str() == "-" {
         to_stdout(write)
     } else {
-        write_atomically(path, write)
+        write_atomically(path, |out| write(out))
     }
 }
 
@@ -145,4 +150,22 @@ fn folder_of(path: &Path) -> &Path {
     path.parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn an_atomic_write_gets_the_mode_of_a_plain_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::File::create(&plain).unwrap();
+        let written = dir.path().join("written");
+        write_atomically(&written, |out| out.write_all(b"x")).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&written), mode(&plain));
+        assert_eq!(std::fs::read(&written).unwrap(), b"x");
+    }
 }

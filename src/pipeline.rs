@@ -5,7 +5,7 @@
 use ndarray::Array2;
 
 use crate::align::LanguageOffset;
-use crate::cluster::components::matrix_gib;
+use crate::cluster::components::MAX_EXACT_COMPONENT;
 use crate::cluster::{Algorithm, Grouping};
 use crate::corpus::{Corpus, Lang};
 use crate::error::{Error, Result};
@@ -69,9 +69,9 @@ impl ClusterOptions {
 /// How `corpus`'s claims compare in pairs: the offset moves Chinese ones.
 pub fn claim_pairs(
     corpus: &Corpus,
-    emb: &Array2<f32>,
+    emb: Array2<f32>,
     offset: Option<&LanguageOffset>,
-) -> ClaimPairs {
+) -> Result<ClaimPairs> {
     let texts: Vec<&str> = corpus.claims.iter().map(|c| c.text.as_str()).collect();
     let langs: Vec<Lang> = corpus.claims.iter().map(|c| c.lang).collect();
     ClaimPairs::new(emb, &texts, &langs, offset)
@@ -128,9 +128,11 @@ pub fn analyse(
         });
     let pairs = scorer.pairs_at_least(floor);
     let clustering = opts.grouping.fit_with_pairs(scorer, &pairs)?;
-    for &claims in &clustering.grouped_on_pairs {
-        let gib = matrix_gib(claims);
-        observer.event(&Event::GroupedOnPairs { claims, gib });
+    if !clustering.grouped_on_pairs.is_empty() {
+        observer.event(&Event::GroupedOnPairs {
+            sizes: clustering.grouped_on_pairs.clone(),
+            limit: MAX_EXACT_COMPONENT,
+        });
     }
     // One space for whatever compares members of a cluster, and for the map.
     let space = scorer.pairs().moved();

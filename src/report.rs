@@ -165,7 +165,7 @@ impl Report {
         write("report.html", self.html())
     }
 
-    fn claim(&self, id: &str) -> &ClaimOut {
+    pub(crate) fn claim(&self, id: &str) -> &ClaimOut {
         let index: usize = id[1..].parse().expect("claim ids are c<index>");
         &self.claims[index]
     }

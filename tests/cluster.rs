@@ -382,3 +382,67 @@ fn dbscan_and_hdbscan_are_options() {
         stderr(&bad)
     );
 }
+
+/// pyarrow from PyPI, installed once into target/ (as a user's Python would read
+/// the tables); its folder for PYTHONPATH.
+fn pyarrow() -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyarrow");
+    if !dir.join("pyarrow").exists() {
+        let status = std::process::Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--target"])
+            .arg(&dir)
+            .arg("pyarrow")
+            .status()
+            .expect("run pip");
+        assert!(status.success(), "pip install pyarrow failed");
+    }
+    dir
+}
+
+#[test]
+fn the_tables_read_in_pyarrow_as_the_report_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = stancemap(&["cluster", "seeds/", "-o", path, "--parquet-embeddings"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read = std::process::Command::new("python3")
+        .arg("tests/data/read_tables.py")
+        .arg(path)
+        .env("PYTHONPATH", pyarrow())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(read.status.success(), "{}", stderr(&read));
+    let tables: serde_json::Value = serde_json::from_slice(&read.stdout).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    let count = |key: &str| report[key].as_array().unwrap().len();
+    assert_eq!(tables["claims"]["rows"], count("claims"));
+    assert_eq!(tables["groups"]["rows"], count("clusters"));
+    assert_eq!(tables["pairs"]["rows"], count("duplicates"));
+    let claims = &tables["claims"]["columns"];
+    assert_eq!(claims["id"], "string");
+    assert_eq!(claims["group"], "uint32");
+    assert_eq!(
+        claims["embedding"],
+        "fixed_size_list<item: float not null>[384]"
+    );
+    assert_eq!(tables["groups"]["columns"]["members"], "list<item: string>");
+    assert_eq!(tables["pairs"]["columns"]["probability"], "float");
+    for norm in tables["claims"]["embedding_norms"].as_array().unwrap() {
+        assert!((norm.as_f64().unwrap() - 1.0).abs() < 1e-3, "{norm}");
+    }
+    // Rows agree with report.json: the first claim, group and pair.
+    let first = &tables["claims"]["values"][0];
+    assert_eq!(first["id"], report["claims"][0]["id"]);
+    assert_eq!(first["text"], report["claims"][0]["text"]);
+    assert_eq!(first["stance"], report["claims"][0]["stance"]["label"]);
+    let group = &tables["groups"]["values"][0];
+    assert_eq!(group["members"], report["clusters"][0]["members"]);
+    assert_eq!(group["size"], report["clusters"][0]["size"]);
+    let used: Vec<u64> = (0..count("clusters") as u64).collect();
+    assert_eq!(tables["claims"]["groups_used"], serde_json::json!(used));
+    let pair = &tables["pairs"]["values"][0];
+    assert_eq!(pair["a"], report["duplicates"][0]["a"]);
+}

@@ -2,11 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
-use clap::Args;
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
 
+use stancemap::bench::scale::{self, ScaleOptions};
 use stancemap::bench::{self, BenchOptions};
 use stancemap::compare::{self, CompareOptions, Peer};
+use stancemap::same_claim::SameClaimModel;
 use stancemap::{cpu, model, output, Precision};
 
 use super::args::EngineArgs;
@@ -16,6 +18,8 @@ use super::progress::Terminal;
 /// engines over HTTP; prints the machine and a table, writes JSON.
 #[derive(Args)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    command: Option<BenchCommand>,
     /// JSONL workload ({"id","text"} per line).
     #[arg(long, default_value = "benches/workload.jsonl")]
     workload: PathBuf,
@@ -50,7 +54,38 @@ pub struct BenchArgs {
     pub engine: EngineArgs,
 }
 
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Time the neighbour, pair and grouping stages of `cluster` (no embedding)
+    /// on synthetic clustered claims of each size, with peak memory per stage;
+    /// prints a table, writes JSON.
+    Scale(ScaleArgs),
+}
+
+#[derive(Args)]
+struct ScaleArgs {
+    /// Corpus sizes to run, comma-separated (e.g. 10000,100000,1000000).
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    claims: Vec<usize>,
+    /// The grouping cut (same-claim probability, 0–1].
+    #[arg(long, default_value_t = stancemap::DEFAULT_CUT)]
+    cut: f32,
+    /// Seed of the synthetic corpora.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Above this many claims, neighbours come from the HNSW index instead of
+    /// exact products (to measure the switch; `cluster` uses the default).
+    #[arg(long, default_value_t = scale::EXACT_LIMIT)]
+    exact_limit: usize,
+    /// Write the figures as JSON here.
+    #[arg(long, default_value = "bench-scale.json")]
+    json: PathBuf,
+}
+
 pub fn run(args: BenchArgs) -> Result<()> {
+    if let Some(BenchCommand::Scale(scale)) = args.command {
+        return run_scale(scale);
+    }
     output::check_file(&args.json)?;
     if !args.against.is_empty() {
         output::check_file(&args.chart)?;
@@ -73,6 +108,35 @@ pub fn run(args: BenchArgs) -> Result<()> {
     println!("{}", bench::format_table(&report));
     write(&args.json, &serde_json::to_string_pretty(&report)?)?;
     eprintln!("stancemap: report written to {}", args.json.display());
+    Ok(())
+}
+
+fn run_scale(args: ScaleArgs) -> Result<()> {
+    output::check_file(&args.json)?;
+    if let Some(&n) = args.claims.iter().find(|&&n| n < 2) {
+        bail!("--claims: each size must be at least 2 claims, got {n}");
+    }
+    let options: Vec<ScaleOptions> = args
+        .claims
+        .iter()
+        .map(|&claims| ScaleOptions {
+            claims,
+            cut: args.cut,
+            seed: args.seed,
+            exact_limit: args.exact_limit,
+        })
+        .collect();
+    eprintln!("CPU: {}", cpu::CpuInfo::detect());
+    let model = SameClaimModel::built_in();
+    let mut runs = Vec::new();
+    for opts in &options {
+        runs.push(scale::run(opts, &model, &mut |line| eprintln!("{line}"))?);
+        eprintln!("{}", scale::format_table(&runs[runs.len() - 1..]));
+    }
+    println!("{}", scale::format_table(&runs));
+    let report = serde_json::json!({ "cpu": cpu::CpuInfo::detect(), "runs": runs });
+    write(&args.json, &serde_json::to_string_pretty(&report)?)?;
+    eprintln!("stancemap: figures written to {}", args.json.display());
     Ok(())
 }
 

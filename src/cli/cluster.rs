@@ -6,14 +6,15 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 
-use stancemap::output;
 use stancemap::stance::{Context, Reach};
+use stancemap::{output, tables};
 
 use super::args::{AlignArgs, EngineArgs, GroupingArgs, StanceArgs};
 use super::read_corpus;
 
 /// Read articles, split claims, find duplicates and groups, score their stance,
-/// write report.json, report.md and report.html.
+/// write report.json, report.md and report.html, and the tables claims.parquet,
+/// groups.parquet and pairs.parquet.
 #[derive(Args)]
 pub struct ClusterArgs {
     /// Files or folders of .txt, .md, .jsonl, .csv articles.
@@ -37,6 +38,9 @@ pub struct ClusterArgs {
     /// its context's; 0 reads each claim alone.
     #[arg(long, default_value_t = 1.0, value_name = "W")]
     context_weight: f32,
+    /// Also write each claim's embedding (384 float32) into claims.parquet.
+    #[arg(long)]
+    parquet_embeddings: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -54,10 +58,12 @@ pub fn run(args: ClusterArgs) -> Result<()> {
     output::check_dir(&args.output)?;
     let corpus = read_corpus(&args.inputs)?;
     let engine = settings.load()?;
-    let report = engine.analyse(&corpus)?;
+    let (report, embeddings) = engine.analyse_keeping_embeddings(&corpus)?;
     report.write(&args.output)?;
+    let embeddings = args.parquet_embeddings.then_some(&embeddings);
+    tables::write(&report, embeddings, &args.output)?;
     eprintln!(
-        "stancemap: {} clusters, {} duplicate pairs in {:.1}s → {} (report.json, report.md, report.html)",
+        "stancemap: {} clusters, {} duplicate pairs in {:.1}s → {} (report.json, .md, .html; claims, groups, pairs .parquet)",
         report.clusters.len(),
         report.duplicates.len(),
         start.elapsed().as_secs_f64(),

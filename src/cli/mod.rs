@@ -53,7 +53,9 @@ enum Command {
     /// GET /v1/models, GET /health) until SIGTERM or Ctrl-C.
     Serve(serve::ServeArgs),
     /// Measure embedding speed per precision, or with --against side by side with other
-    /// engines over HTTP; prints the machine and a table, writes JSON.
+    /// engines over HTTP; prints the machine and a table, writes JSON. `bench
+    /// scale` times the neighbour and grouping stages on synthetic corpora.
+    #[command(args_conflicts_with_subcommands = true)]
     Bench(bench::BenchArgs),
 }
 

@@ -5,7 +5,7 @@
 //! own therefore gives the same groups as grouping the whole corpus, with one
 //! distance matrix per component instead of one of n²/2 for all claims.
 //!
-//! A component whose matrix would pass [`MAX_COMPONENT_GIB`] is grouped by
+//! A component of more than [`MAX_EXACT_COMPONENT`] claims is grouped by
 //! [`sparse_linkage`](super::sparse_linkage) on its pairs at or above the cut.
 
 use crate::same_claim::{PairScorer, ScoredPair};
@@ -13,14 +13,12 @@ use crate::same_claim::{PairScorer, ScoredPair};
 use super::root;
 use super::sparse_linkage;
 
-/// The most memory one component's distance matrix may take; larger components
-/// are grouped on their pairs above the cut only.
-pub const MAX_COMPONENT_GIB: f64 = 1.0;
-
-/// The memory, in GiB, of the condensed distance matrix of `rows` rows.
-pub fn matrix_gib(rows: usize) -> f64 {
-    rows as f64 * (rows as f64 - 1.0) / 2.0 * 4.0 / f64::from(1u32 << 30)
-}
+/// The most claims one component may have for exact average linkage, which
+/// scores every pair of its claims (m²/2 same-claim probabilities and as many
+/// floats of matrix: 12.5M and 48 MB at 5,000). Larger components, which a
+/// corpus of a million claims has (README, *Scale*), are grouped on their pairs
+/// above the cut only, so no component costs more than this.
+pub const MAX_EXACT_COMPONENT: usize = 5_000;
 
 /// What grouping a corpus component by component did.
 pub struct ComponentGroups {
@@ -59,15 +57,16 @@ pub fn components(n: usize, edges: &[ScoredPair]) -> Vec<Vec<usize>> {
 /// `cut`, one component of the pairs at or above `cut` at a time; `pairs` holds
 /// every pair at or above `cut` (lower ones are passed over).
 pub fn group(scorer: &PairScorer, pairs: &[ScoredPair], cut: f32) -> ComponentGroups {
-    group_within(scorer, pairs, cut, MAX_COMPONENT_GIB)
+    group_within(scorer, pairs, cut, MAX_EXACT_COMPONENT)
 }
 
-/// [`group`], with components whose matrix passes `max_gib` grouped on their pairs.
+/// [`group`], with components of more than `max_exact` claims grouped on their
+/// pairs.
 fn group_within(
     scorer: &PairScorer,
     pairs: &[ScoredPair],
     cut: f32,
-    max_gib: f64,
+    max_exact: usize,
 ) -> ComponentGroups {
     let n = scorer.pairs().len();
     let edges: Vec<ScoredPair> = pairs
@@ -85,7 +84,7 @@ fn group_within(
         }
     }
     for (k, rows) in components.iter().enumerate() {
-        let local = if matrix_gib(rows.len()) <= max_gib {
+        let local = if rows.len() <= max_exact {
             exact_groups(scorer, rows, cut)
         } else {
             approximated.push(rows.len());
@@ -172,10 +171,11 @@ mod tests {
             let texts: Vec<String> = (0..emb.nrows()).map(|i| format!("claim {i}")).collect();
             let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
             let model = SameClaimModel::cosine_only(40.0, 0.85);
-            let pairs = ClaimPairs::new(&emb, &texts, &vec![Lang::En; texts.len()], None);
+            let n = emb.nrows();
+            let pairs = ClaimPairs::new(emb, &texts, &vec![Lang::En; n], None).unwrap();
             let scorer = PairScorer::new(pairs, &model);
             for cut in [0.3, 0.5, 0.7] {
-                let all: Vec<usize> = (0..emb.nrows()).collect();
+                let all: Vec<usize> = (0..n).collect();
                 let whole = exact_groups(&scorer, &all, cut);
                 let by_parts = group(&scorer, &scorer.pairs_at_least(cut), cut);
                 assert!(by_parts.approximated.is_empty());
@@ -186,7 +186,7 @@ mod tests {
                 // Some component holds two groups or more: the cut, not the
                 // components, split it.
                 let edges = scorer.pairs_at_least(cut);
-                let split = components(emb.nrows(), &edges).iter().any(|rows| {
+                let split = components(n, &edges).iter().any(|rows| {
                     let mut keys: Vec<usize> = rows.iter().map(|&r| whole[r]).collect();
                     keys.sort_unstable();
                     keys.dedup();
@@ -203,10 +203,11 @@ mod tests {
         let texts: Vec<String> = (0..emb.nrows()).map(|i| format!("claim {i}")).collect();
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
         let model = SameClaimModel::cosine_only(40.0, 0.85);
-        let pairs = ClaimPairs::new(&emb, &texts, &vec![Lang::En; texts.len()], None);
+        let n = emb.nrows();
+        let pairs = ClaimPairs::new(emb, &texts, &vec![Lang::En; n], None).unwrap();
         let scorer = PairScorer::new(pairs, &model);
-        let grouped = group_within(&scorer, &scorer.pairs_at_least(0.4), 0.5, 0.0);
-        let sizes: Vec<usize> = components(emb.nrows(), &scorer.pairs_at_least(0.5))
+        let grouped = group_within(&scorer, &scorer.pairs_at_least(0.4), 0.5, 1);
+        let sizes: Vec<usize> = components(n, &scorer.pairs_at_least(0.5))
             .iter()
             .map(Vec::len)
             .collect();

@@ -337,7 +337,10 @@ mod tests {
         let texts: Vec<String> = (0..emb.nrows()).map(|i| format!("claim {i}")).collect();
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
         let langs = vec![Lang::En; texts.len()];
-        let scorer = PairScorer::new(ClaimPairs::new(emb, &texts, &langs, None), &model);
+        let scorer = PairScorer::new(
+            ClaimPairs::new(emb.clone(), &texts, &langs, None).unwrap(),
+            &model,
+        );
         Algorithm::Agglomerative(Agglomerative { cut })
             .check()
             .unwrap()

@@ -176,7 +176,7 @@ fn claim_pairs(
     offset: Option<&LanguageOffset>,
 ) -> Result<ClaimPairs> {
     let emb = embed(texts)?;
-    Ok(ClaimPairs::new(&emb, texts, &languages(texts), offset))
+    ClaimPairs::new(emb, texts, &languages(texts), offset)
 }
 
 /// Reads a pair set for fitting the same-claim model: every row (held-out texts

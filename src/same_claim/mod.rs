@@ -68,7 +68,7 @@ impl<'m> PairScorer<'m> {
     }
 
     /// Every pair with probability ≥ `threshold` (in (0, 1]), most probable first:
-    /// exact up to `EXACT_LIMIT` (80k) claims, among
+    /// exact up to `EXACT_LIMIT` (10k) claims, among
     /// each claim's approximate nearest neighbours above ([`ClaimPairs::candidates`]).
     pub fn pairs_at_least(&self, threshold: f32) -> Vec<ScoredPair> {
         let score = |a: usize, b: usize, cosine: f32| {
@@ -92,7 +92,10 @@ impl<'m> PairScorer<'m> {
             }
             Some(candidates) => candidates
                 .par_iter()
-                .filter_map(|p| score(p.a, p.b, p.similarity))
+                .filter_map(|p| {
+                    let (a, b) = p.rows();
+                    score(a, b, p.similarity)
+                })
                 .collect(),
         };
         found.sort_by(|x, y| y.probability.total_cmp(&x.probability));
@@ -140,7 +143,10 @@ mod tests {
             .map(|i| format!("{} {}", words[i % 10], words[(i / 10) % 10]))
             .collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let scorer = PairScorer::new(ClaimPairs::new(&emb, &refs, &[Lang::En; 60], None), &model);
+        let scorer = PairScorer::new(
+            ClaimPairs::new(emb, &refs, &[Lang::En; 60], None).unwrap(),
+            &model,
+        );
         let all: Vec<usize> = (0..60).collect();
         let d = scorer.condensed_distances(&all);
         assert_eq!(d.len(), 60 * 59 / 2);

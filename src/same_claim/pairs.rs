@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use super::signals::TextSignals;
 use crate::align::LanguageOffset;
 use crate::corpus::Lang;
+use crate::error::Result;
 use crate::neighbours::{approximate_pairs_above, for_each_row, Pair, ANN_NEIGHBOURS, EXACT_LIMIT};
 
 /// The features' names, in the order [`ClaimPairs::features`] gives them.
@@ -68,7 +69,7 @@ pub struct ClaimPairs {
     shares: Vec<f32>,
     neighbourhoods: Vec<Neighbourhood>,
     nearest: Vec<Vec<usize>>,
-    /// Above [`EXACT_LIMIT`] claims: the approximate index's neighbour pairs, the
+    /// Above the exact limit: the approximate index's neighbour pairs, the
     /// only pairs scored (the index is built once).
     candidates: Option<Vec<Pair>>,
     signals: Vec<TextSignals>,
@@ -124,16 +125,31 @@ impl<const N: usize> Top<N> {
 }
 
 impl ClaimPairs {
-    /// For the claims `texts` in `langs` with embeddings `emb` (unit rows); the
-    /// offset moves Chinese rows (none: rows are compared as they are).
+    /// For the claims `texts` in `langs` with embeddings `emb` (unit rows, taken
+    /// over as the compared space); the offset moves Chinese rows (none: rows are
+    /// compared as they are). Fails only when the approximate index (above
+    /// [`EXACT_LIMIT`] claims) cannot be built.
     pub fn new(
-        emb: &Array2<f32>,
+        emb: Array2<f32>,
         texts: &[&str],
         langs: &[Lang],
         offset: Option<&LanguageOffset>,
-    ) -> Self {
+    ) -> Result<Self> {
+        Self::with_exact_limit(emb, texts, langs, offset, EXACT_LIMIT)
+    }
+
+    /// [`new`](Self::new), with neighbours from the approximate index above
+    /// `exact_limit` claims instead of [`EXACT_LIMIT`] (to measure the switch).
+    pub fn with_exact_limit(
+        emb: Array2<f32>,
+        texts: &[&str],
+        langs: &[Lang],
+        offset: Option<&LanguageOffset>,
+        exact_limit: usize,
+    ) -> Result<Self> {
         let shares: Vec<f32> = langs.iter().map(|&l| share(l)).collect();
-        let mut moved = emb.clone();
+        let dim = emb.ncols();
+        let mut moved = emb;
         if let Some(offset) = offset {
             for (mut row, &s) in moved.rows_mut().into_iter().zip(&shares) {
                 if s != 0.0 {
@@ -143,11 +159,12 @@ impl ClaimPairs {
                 }
             }
         }
-        let candidates = (moved.nrows() > EXACT_LIMIT)
-            .then(|| approximate_pairs_above(&moved, -1.0, ANN_NEIGHBOURS));
+        let candidates = (moved.nrows() > exact_limit)
+            .then(|| approximate_pairs_above(&moved, -1.0, ANN_NEIGHBOURS))
+            .transpose()?;
         let mean: Array1<f32> = moved
             .mean_axis(Axis(0))
-            .unwrap_or_else(|| Array1::zeros(emb.ncols()));
+            .unwrap_or_else(|| Array1::zeros(dim));
         let mean_norm2 = mean.dot(&mean);
         let to_mean = moved.dot(&mean).to_vec();
         let centred_norms = to_mean
@@ -171,7 +188,7 @@ impl ClaimPairs {
             signals,
         };
         (pairs.neighbourhoods, pairs.nearest) = pairs.measure_neighbourhoods();
-        pairs
+        Ok(pairs)
     }
 
     /// How many claims.
@@ -205,8 +222,8 @@ impl ClaimPairs {
         &self.nearest
     }
 
-    /// The approximate index's neighbour pairs (`None` up to `EXACT_LIMIT` (80k)
-    /// claims, where every pair is compared).
+    /// The approximate index's neighbour pairs (`None` up to the exact limit,
+    /// [`EXACT_LIMIT`] by default, where every pair is compared).
     pub fn candidates(&self) -> Option<&[Pair]> {
         self.candidates.as_deref()
     }
@@ -229,8 +246,9 @@ impl ClaimPairs {
             }),
             Some(pairs) => {
                 for p in pairs {
-                    see(p.a, p.b, p.similarity);
-                    see(p.b, p.a, p.similarity);
+                    let (a, b) = p.rows();
+                    see(a, b, p.similarity);
+                    see(b, a, p.similarity);
                 }
             }
         }
@@ -313,7 +331,7 @@ mod tests {
         // Three claims leaning one way: raw cosines are high, centred ones are not.
         let emb = array![[0.9f32, 0.436, 0.0], [0.9, 0.0, 0.436], [0.9, -0.436, 0.0]];
         let texts = ["one", "two", "three"];
-        let pairs = ClaimPairs::new(&emb, &texts, &[Lang::En; 3], None);
+        let pairs = ClaimPairs::new(emb, &texts, &[Lang::En; 3], None).unwrap();
         let f = pairs.features(0, 1);
         assert!((f[0] - 0.81).abs() < 1e-3, "{}", f[0]);
         assert!(f[1] < 0.1, "{}", f[1]);

@@ -1,5 +1,9 @@
 //! `stancemap bench`: embedding speed on a workload, per precision, side by side
-//! in one run with candle-transformers' stock `BertModel` as the baseline.
+//! in one run with candle-transformers' stock `BertModel` as the baseline; and
+//! ([`scale`]) the neighbour and grouping stages on synthetic corpora up to a
+//! million claims.
+
+pub mod scale;
 
 use std::path::PathBuf;
 use std::time::Instant;
