@@ -104,47 +104,24 @@ pub fn run(
     let grouping = Algorithm::Agglomerative(Agglomerative { cut: opts.cut }).check()?;
     let n = opts.claims;
     let mut stages = Vec::new();
-    let timed = |stage: &'static str, log: &mut dyn FnMut(&str)| {
-        log(&format!("{n} claims: {stage}"));
-        reset_peak_rss();
-        let start = Instant::now();
-        move |stages: &mut Vec<StageFigures>, log: &mut dyn FnMut(&str)| {
-            let figures = StageFigures {
-                stage,
-                seconds: start.elapsed().as_secs_f64(),
-                peak_rss_mib: peak_rss_mib(),
-            };
-            let rss = figures.peak_rss_mib.unwrap_or(f64::NAN);
-            log(&format!(
-                "{n} claims: {stage} took {:.1} s, peak RSS {rss:.0} MiB",
-                figures.seconds
-            ));
-            stages.push(figures);
-        }
-    };
-    let done = timed("synthetic claims", log);
+    let clock = Stopwatch::start("synthetic claims", n, log);
     let corpus = SyntheticClaims::generate(n, opts.seed);
-    done(&mut stages, log);
+    stages.push(clock.stop(log));
 
-    let done = timed("neighbours", log);
+    let clock = Stopwatch::start("neighbours", n, log);
     let texts: Vec<&str> = corpus.texts.iter().map(String::as_str).collect();
-    let pairs = ClaimPairs::with_exact_limit(
-        corpus.embeddings,
-        &texts,
-        &corpus.langs,
-        None,
-        opts.exact_limit,
-    )?;
-    done(&mut stages, log);
+    let (embeddings, langs) = (corpus.embeddings, &corpus.langs);
+    let pairs = ClaimPairs::with_exact_limit(embeddings, &texts, langs, None, opts.exact_limit)?;
+    stages.push(clock.stop(log));
     let scorer = PairScorer::new(pairs, model);
 
-    let done = timed("pairs at the cut", log);
+    let clock = Stopwatch::start("pairs at the cut", n, log);
     let found = scorer.pairs_at_least(opts.cut);
-    done(&mut stages, log);
+    stages.push(clock.stop(log));
 
-    let done = timed("grouping", log);
+    let clock = Stopwatch::start("grouping", n, log);
     let clustering = grouping.fit_with_pairs(&scorer, &found)?;
-    done(&mut stages, log);
+    stages.push(clock.stop(log));
 
     let (pair_precision, pair_recall) = pair_agreement(&clustering, &corpus.points);
     Ok(ScaleRun {
@@ -159,6 +136,41 @@ pub fn run(
         pair_precision,
         pair_recall,
     })
+}
+
+/// A stage's start, as the peak RSS is reset for it.
+struct Stopwatch {
+    stage: &'static str,
+    claims: usize,
+    start: Instant,
+}
+
+impl Stopwatch {
+    /// Starts timing `stage` on `claims` claims, and says so to `log`.
+    fn start(stage: &'static str, claims: usize, log: &mut dyn FnMut(&str)) -> Self {
+        log(&format!("{claims} claims: {stage}"));
+        reset_peak_rss();
+        Stopwatch {
+            stage,
+            claims,
+            start: Instant::now(),
+        }
+    }
+
+    /// The stage's figures, also told to `log`.
+    fn stop(self, log: &mut dyn FnMut(&str)) -> StageFigures {
+        let figures = StageFigures {
+            stage: self.stage,
+            seconds: self.start.elapsed().as_secs_f64(),
+            peak_rss_mib: peak_rss_mib(),
+        };
+        let rss = figures.peak_rss_mib.unwrap_or(f64::NAN);
+        log(&format!(
+            "{} claims: {} took {:.1} s, peak RSS {rss:.0} MiB",
+            self.claims, self.stage, figures.seconds
+        ));
+        figures
+    }
 }
 
 /// Pair precision and recall of `clustering` against the planted `points`.
