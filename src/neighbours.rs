@@ -100,7 +100,7 @@ fn build_index(emb: &Array2<f32>) -> Result<Index> {
 }
 
 /// Pairs with cosine ≥ `threshold` among each row's `k` nearest neighbours in an
-/// HNSW index (similarities themselves are exact), most similar first.
+/// HNSW index (similarities themselves are exact), in no particular order.
 pub fn approximate_pairs_above(emb: &Array2<f32>, threshold: f32, k: usize) -> Result<Vec<Pair>> {
     if u32::try_from(emb.nrows()).is_err() {
         return Err(Error::Index(format!("{} rows; at most 2^32", emb.nrows())));
@@ -111,18 +111,25 @@ pub fn approximate_pairs_above(emb: &Array2<f32>, threshold: f32, k: usize) -> R
         .map(|i| {
             let row = emb.row(i);
             let found = index.search(row.as_slice().expect("contiguous rows"), k + 1);
-            let keys = found.map_err(index_error)?.keys;
-            Ok(keys.into_iter().map(|key| key as u32).collect())
+            let mut keys: Vec<u32> = found
+                .map_err(index_error)?
+                .keys
+                .into_iter()
+                .map(|key| key as u32)
+                .collect();
+            keys.sort_unstable();
+            Ok(keys)
         })
         .collect::<Result<_>>()?;
     drop(index);
     // Each pair once, from its lower row (a pair found from both sides counts once).
     let lists = &neighbours;
-    let mut pairs: Vec<Pair> = neighbours
+    let pairs: Vec<Pair> = neighbours
         .par_iter()
         .enumerate()
         .flat_map_iter(|(i, keys)| {
-            let found_from_below = move |j: usize| j < i && lists[j].contains(&(i as u32));
+            let found_from_below =
+                move |j: usize| j < i && lists[j].binary_search(&(i as u32)).is_ok();
             keys.iter()
                 .map(|&j| j as usize)
                 .filter(move |&j| j != i && !found_from_below(j))
@@ -132,7 +139,6 @@ pub fn approximate_pairs_above(emb: &Array2<f32>, threshold: f32, k: usize) -> R
                 })
         })
         .collect();
-    pairs.par_sort_by(|x, y| y.similarity.total_cmp(&x.similarity));
     Ok(pairs)
 }
 

@@ -113,6 +113,7 @@ pub fn run(
     let (embeddings, langs) = (corpus.embeddings, &corpus.langs);
     let pairs = ClaimPairs::with_exact_limit(embeddings, &texts, langs, None, opts.exact_limit)?;
     stages.push(clock.stop(log));
+    let exact_neighbours = pairs.candidates().is_none();
     let scorer = PairScorer::new(pairs, model);
 
     let clock = Stopwatch::start("pairs at the cut", n, log);
@@ -128,7 +129,7 @@ pub fn run(
         claims: n,
         planted_points: corpus.points.iter().max().map_or(0, |&p| p + 1),
         cut: opts.cut,
-        exact_neighbours: n <= opts.exact_limit,
+        exact_neighbours,
         stages,
         pairs: found.len(),
         groups: clustering.n_clusters,

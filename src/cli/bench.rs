@@ -131,7 +131,6 @@ fn run_scale(args: ScaleArgs) -> Result<()> {
     let mut runs = Vec::new();
     for opts in &options {
         runs.push(scale::run(opts, &model, &mut |line| eprintln!("{line}"))?);
-        eprintln!("{}", scale::format_table(&runs[runs.len() - 1..]));
     }
     println!("{}", scale::format_table(&runs));
     let report = serde_json::json!({ "cpu": cpu::CpuInfo::detect(), "runs": runs });

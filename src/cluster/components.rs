@@ -139,8 +139,13 @@ pub(super) fn cut_linkage(distances: &mut [f32], m: usize, cut: f32) -> Vec<usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::corpus::Lang;
-    use crate::same_claim::{ClaimPairs, SameClaimModel};
+    use crate::same_claim::{numbered_claims, ClaimPairs, SameClaimModel};
+
+    /// 40 groups of 6 near copies in 8 dimensions (some groups lie close, so
+    /// components hold several groups), as numbered English claims.
+    fn near_duplicate_claims(noise: f32) -> ClaimPairs {
+        numbered_claims(crate::neighbours::near_duplicates(40, 6, 8, noise))
+    }
 
     /// The same partition, whatever the keys.
     fn same_partition(a: &[usize], b: &[usize]) -> bool {
@@ -165,15 +170,10 @@ mod tests {
 
     #[test]
     fn grouping_by_components_equals_linkage_of_the_whole_corpus() {
-        // In 8 dimensions some groups lie close, so components hold several groups.
         for noise in [0.2, 0.35, 0.5] {
-            let emb = crate::neighbours::near_duplicates(40, 6, 8, noise);
-            let texts: Vec<String> = (0..emb.nrows()).map(|i| format!("claim {i}")).collect();
-            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
             let model = SameClaimModel::cosine_only(40.0, 0.85);
-            let n = emb.nrows();
-            let pairs = ClaimPairs::new(emb, &texts, &vec![Lang::En; n], None).unwrap();
-            let scorer = PairScorer::new(pairs, &model);
+            let scorer = PairScorer::new(near_duplicate_claims(noise), &model);
+            let n = scorer.pairs().len();
             for cut in [0.3, 0.5, 0.7] {
                 let all: Vec<usize> = (0..n).collect();
                 let whole = exact_groups(&scorer, &all, cut);
@@ -199,13 +199,9 @@ mod tests {
 
     #[test]
     fn components_too_large_are_grouped_on_their_pairs_and_stay_coherent() {
-        let emb = crate::neighbours::near_duplicates(40, 6, 8, 0.35);
-        let texts: Vec<String> = (0..emb.nrows()).map(|i| format!("claim {i}")).collect();
-        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
         let model = SameClaimModel::cosine_only(40.0, 0.85);
-        let n = emb.nrows();
-        let pairs = ClaimPairs::new(emb, &texts, &vec![Lang::En; n], None).unwrap();
-        let scorer = PairScorer::new(pairs, &model);
+        let scorer = PairScorer::new(near_duplicate_claims(0.35), &model);
+        let n = scorer.pairs().len();
         let grouped = group_within(&scorer, &scorer.pairs_at_least(0.4), 0.5, 1);
         let sizes: Vec<usize> = components(n, &scorer.pairs_at_least(0.5))
             .iter()

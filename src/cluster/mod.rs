@@ -319,8 +319,7 @@ impl Hdbscan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::corpus::Lang;
-    use crate::same_claim::{ClaimPairs, SameClaimModel};
+    use crate::same_claim::{numbered_claims, SameClaimModel};
 
     fn unit_rows<const D: usize>(rows: &[[f32; D]]) -> Array2<f32> {
         let mut emb: Array2<f32> = ndarray::arr2(rows);
@@ -334,13 +333,7 @@ mod tests {
     /// Average linkage with probabilities from the cosine alone (½ at 0.95).
     fn agglomerative(emb: &Array2<f32>, cut: f32) -> Clustering {
         let model = SameClaimModel::cosine_only(100.0, 0.95);
-        let texts: Vec<String> = (0..emb.nrows()).map(|i| format!("claim {i}")).collect();
-        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let langs = vec![Lang::En; texts.len()];
-        let scorer = PairScorer::new(
-            ClaimPairs::new(emb.clone(), &texts, &langs, None).unwrap(),
-            &model,
-        );
+        let scorer = PairScorer::new(numbered_claims(emb.clone()), &model);
         Algorithm::Agglomerative(Agglomerative { cut })
             .check()
             .unwrap()

@@ -14,6 +14,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 pub use model::{Calibration, SameClaimError, SameClaimModel, FORMAT, PROBE_TEXT};
+#[cfg(test)]
+pub(crate) use pairs::numbered_claims;
 pub use pairs::{ClaimPairs, Features, FEATURES};
 
 use crate::neighbours::for_each_row;

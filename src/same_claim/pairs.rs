@@ -124,6 +124,15 @@ impl<const N: usize> Top<N> {
     }
 }
 
+/// English claims `claim 0`, `claim 1`, … with embeddings `emb`, compared as they
+/// are (for tests).
+#[cfg(test)]
+pub(crate) fn numbered_claims(emb: Array2<f32>) -> ClaimPairs {
+    let texts: Vec<String> = (0..emb.nrows()).map(|i| format!("claim {i}")).collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    ClaimPairs::new(emb, &texts, &vec![Lang::En; texts.len()], None).expect("exact pairs")
+}
+
 impl ClaimPairs {
     /// For the claims `texts` in `langs` with embeddings `emb` (unit rows, taken
     /// over as the compared space); the offset moves Chinese rows (none: rows are
