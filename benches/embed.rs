@@ -20,7 +20,7 @@ fn embedding(c: &mut Criterion) {
     eprintln!("CPU: {}", CpuInfo::detect());
     let dir = model::resolve(None, &Silent).expect("default model").dir;
     let workload = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/workload.jsonl");
-    let passages = read_passages(&workload).expect("workload");
+    let passages = read_passages(&workload, &mut Vec::new()).expect("workload");
     let texts: Vec<&str> = passages.iter().take(64).map(|p| p.text.as_str()).collect();
     let mut group = c.benchmark_group("embed_64_passages");
     group.sample_size(10);

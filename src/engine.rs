@@ -455,11 +455,11 @@ impl Engine {
             precision: self.precision().to_string(),
         };
         self.run(|| {
+            let observer = self.observer.as_ref();
             let scorer = PairScorer::new(
-                pipeline::claim_pairs(corpus, emb.clone(), offset)?,
+                pipeline::claim_pairs(corpus, emb.clone(), offset, observer)?,
                 same_claim,
             );
-            let observer = self.observer.as_ref();
             pipeline::analyse(
                 corpus,
                 &emb,
@@ -479,7 +479,9 @@ impl Engine {
         let offset = self.offset_for(corpus)?;
         let same_claim = self.same_claim_model()?;
         let pairs = self.run(|| {
-            let scorer = PairScorer::new(pipeline::claim_pairs(corpus, emb, offset)?, same_claim);
+            let observer = self.observer.as_ref();
+            let pairs = pipeline::claim_pairs(corpus, emb, offset, observer)?;
+            let scorer = PairScorer::new(pairs, same_claim);
             Ok::<_, Error>(pipeline::duplicates(corpus, &scorer, &self.options))
         })?;
         Ok(pairs

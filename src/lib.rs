@@ -58,7 +58,7 @@ pub use engine::{
     DEFAULT_CUT, DEFAULT_DUPLICATE_THRESHOLD, DEFAULT_MAX_DISTANCE,
 };
 pub use error::{Error, Result};
-pub use observer::{Event, Observer, Silent};
+pub use observer::{Event, Observer, Silent, Stage};
 pub use pipeline::ClusterOptions;
 pub use report::Report;
 pub use stance::ScorerKind;

@@ -10,6 +10,7 @@ use serde::Serialize;
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 use crate::error::{Error, Result};
+use crate::observer::{Observer, Stage, StageProgress};
 
 /// Rows of the similarity matrix computed at a time.
 const BLOCK: usize = 1024;
@@ -75,7 +76,7 @@ fn index_error(e: cxx::Exception) -> Error {
 }
 
 /// An HNSW index over every row of `emb` (inner product; rows added in parallel).
-fn build_index(emb: &Array2<f32>) -> Result<Index> {
+fn build_index(emb: &Array2<f32>, observer: &dyn Observer) -> Result<Index> {
     let options = IndexOptions {
         dimensions: emb.ncols(),
         metric: MetricKind::IP,
@@ -89,26 +90,37 @@ fn build_index(emb: &Array2<f32>) -> Result<Index> {
     index
         .reserve_capacity_and_threads(emb.nrows(), rayon::current_num_threads())
         .map_err(index_error)?;
+    let progress = StageProgress::new(observer, Stage::Indexing, emb.nrows());
     emb.outer_iter()
         .into_par_iter()
         .enumerate()
         .try_for_each(|(i, row)| {
             let row = row.as_slice().expect("contiguous rows");
-            index.add(i as u64, row).map_err(index_error)
+            index.add(i as u64, row).map_err(index_error)?;
+            progress.advance(1);
+            Ok::<(), Error>(())
         })?;
     Ok(index)
 }
 
 /// Pairs with cosine ≥ `threshold` among each row's `k` nearest neighbours in an
-/// HNSW index (similarities themselves are exact), in no particular order.
-pub fn approximate_pairs_above(emb: &Array2<f32>, threshold: f32, k: usize) -> Result<Vec<Pair>> {
+/// HNSW index (similarities themselves are exact), in no particular order;
+/// `observer` is told the progress of indexing and searching.
+pub fn approximate_pairs_above(
+    emb: &Array2<f32>,
+    threshold: f32,
+    k: usize,
+    observer: &dyn Observer,
+) -> Result<Vec<Pair>> {
     if u32::try_from(emb.nrows()).is_err() {
         return Err(Error::Index(format!("{} rows; at most 2^32", emb.nrows())));
     }
-    let index = build_index(emb)?;
+    let index = build_index(emb, observer)?;
+    let progress = StageProgress::new(observer, Stage::Searching, emb.nrows());
     let neighbours: Vec<Vec<u32>> = (0..emb.nrows())
         .into_par_iter()
         .map(|i| {
+            progress.advance(1);
             let row = emb.row(i);
             let found = index.search(row.as_slice().expect("contiguous rows"), k + 1);
             let mut keys: Vec<u32> = found
@@ -189,7 +201,8 @@ mod tests {
     fn the_approximate_index_finds_the_exact_pairs() {
         let emb = near_duplicates(300, 8, 64, 0.04);
         let exact = exact_pairs_above(&emb, 0.9);
-        let approximate = approximate_pairs_above(&emb, 0.9, ANN_NEIGHBOURS).unwrap();
+        let approximate =
+            approximate_pairs_above(&emb, 0.9, ANN_NEIGHBOURS, &crate::Silent).unwrap();
         assert!(
             exact.len() >= 300 * 28 * 9 / 10,
             "{} exact pairs",

@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// One thing worth telling the user.
 #[derive(Debug, Clone)]
@@ -19,6 +20,13 @@ pub enum Event {
     ConvertingWeights { from: PathBuf },
     /// Tokens embedded so far out of all that this call embeds.
     Progress { done: usize, total: usize },
+    /// `done` of `total` items of a long stage other than embedding are finished
+    /// (told about a hundred times a stage, and at its end).
+    Working {
+        stage: Stage,
+        done: usize,
+        total: usize,
+    },
     /// An embedding call has finished (a progress display can close).
     Embedded { texts: usize },
     /// `cached` of `total` texts came from the embedding cache.
@@ -39,6 +47,13 @@ pub enum Event {
     /// `sizes`) had more than `limit` claims, the most exact average linkage takes
     /// at once, so they were grouped on those pairs alone.
     GroupedOnPairs { sizes: Vec<usize>, limit: usize },
+    /// The server answered a request: its id, HTTP status, tokens embedded, time.
+    Served {
+        request_id: String,
+        status: u16,
+        tokens: usize,
+        seconds: f64,
+    },
     /// The server got SIGTERM or Ctrl-C and finishes the requests in flight.
     ShuttingDown,
 }
@@ -61,6 +76,7 @@ impl fmt::Display for Event {
                 write!(f, "converting {} to safetensors", from.display())
             }
             Event::Progress { done, total } => write!(f, "{done}/{total} tokens"),
+            Event::Working { stage, done, total } => write!(f, "{stage}: {done}/{total}"),
             Event::Embedded { texts } => write!(f, "embedded {texts} texts"),
             Event::CacheHits { cached, total } => {
                 write!(f, "{cached} of {total} claims from the embedding cache")
@@ -97,7 +113,71 @@ impl fmt::Display for Event {
                 sizes.iter().sum::<usize>(),
                 sizes.iter().max().unwrap_or(&0)
             ),
+            Event::Served {
+                request_id,
+                status,
+                tokens,
+                seconds,
+            } => write!(
+                f,
+                "request {request_id}: {status}, {tokens} tokens, {:.1} ms",
+                seconds * 1e3
+            ),
             Event::ShuttingDown => f.write_str("shutting down after the requests in flight"),
+        }
+    }
+}
+
+/// The long stages besides embedding, as [`Event::Working`] names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Adding the claims to the approximate neighbour index.
+    Indexing,
+    /// Asking the index for each claim's nearest claims.
+    Searching,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::Indexing => "indexing claims",
+            Stage::Searching => "finding neighbours",
+        })
+    }
+}
+
+/// Counts the finished items of a [`Stage`] from any thread and tells the
+/// observer each time another hundredth is done, and at the end.
+pub struct StageProgress<'a> {
+    observer: &'a dyn Observer,
+    stage: Stage,
+    total: usize,
+    step: usize,
+    done: AtomicUsize,
+}
+
+impl<'a> StageProgress<'a> {
+    /// A stage of `total` items, told to `observer`.
+    pub fn new(observer: &'a dyn Observer, stage: Stage, total: usize) -> Self {
+        StageProgress {
+            observer,
+            stage,
+            total,
+            step: total.div_ceil(100).max(1),
+            done: AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts `n` more items finished.
+    pub fn advance(&self, n: usize) {
+        let before = self.done.fetch_add(n, Ordering::Relaxed);
+        let done = before + n;
+        if before / self.step != done / self.step || done == self.total {
+            self.observer.event(&Event::Working {
+                stage: self.stage,
+                done,
+                total: self.total,
+            });
         }
     }
 }
@@ -114,4 +194,33 @@ pub struct Silent;
 
 impl Observer for Silent {
     fn event(&self, _: &Event) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Keeps the `done` of every [`Event::Working`].
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<usize>>);
+
+    impl Observer for Recorder {
+        fn event(&self, event: &Event) {
+            if let Event::Working { done, .. } = event {
+                self.0.lock().unwrap().push(*done);
+            }
+        }
+    }
+
+    #[test]
+    fn a_stage_is_told_every_hundredth_and_at_its_end() {
+        use rayon::prelude::*;
+        let recorder = Recorder::default();
+        let progress = StageProgress::new(&recorder, Stage::Searching, 1_050);
+        (0..1_050).into_par_iter().for_each(|_| progress.advance(1));
+        let told = recorder.0.into_inner().unwrap();
+        assert!((90..=101).contains(&told.len()), "{} events", told.len());
+        assert_eq!(told.iter().max(), Some(&1_050));
+    }
 }

@@ -4,11 +4,11 @@
 //! then renamed over the target, so a failed run leaves the previous file or none,
 //! never a truncated one. Outputs are checked before any work.
 
-use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
-use ndarray_npy::WriteNpyExt;
+use tempfile::NamedTempFile;
 
 use crate::error::{Error, Result};
 
@@ -73,64 +73,206 @@ pub fn check_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, "cannot write there", e))
 }
 
+/// A file written to a temporary file in its folder, then flushed and renamed
+/// over its target by [`commit`](Self::commit); dropped without it, it leaves
+/// the previous file or none.
+pub struct AtomicFile {
+    path: PathBuf,
+    out: BufWriter<NamedTempFile>,
+}
+
+impl AtomicFile {
+    /// Starts writing `path` (its folder is made if needed).
+    pub fn create(path: &Path) -> Result<Self> {
+        let dir = folder_of(path);
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "cannot create", e))?;
+        // Created readable by others (less the umask), as a plain new file would be;
+        // tempfile's default, 0600, would carry over to the output.
+        let file = tempfile::Builder::new()
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .tempfile_in(dir)
+            .map_err(|e| Error::io(path, "cannot write", e))?;
+        Ok(AtomicFile {
+            path: path.to_path_buf(),
+            out: BufWriter::new(file),
+        })
+    }
+
+    /// Where the content goes.
+    pub fn writer(&mut self) -> &mut BufWriter<NamedTempFile> {
+        &mut self.out
+    }
+
+    /// Flushes the content to disk and renames it over the target.
+    pub fn commit(self) -> Result<()> {
+        let fail = |e| Error::io(&self.path, "cannot write", e);
+        let file = self.out.into_inner().map_err(|e| fail(e.into_error()))?;
+        file.as_file().sync_data().map_err(fail)?;
+        file.persist(&self.path).map_err(|e| fail(e.error))?;
+        Ok(())
+    }
+}
+
 /// Writes `path` through `write`, atomically (see the module docs).
 pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut (dyn Write + Send)) -> std::io::Result<()>,
 ) -> Result<()> {
-    let dir = folder_of(path);
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "cannot create", e))?;
-    let fail = |e| Error::io(path, "cannot write", e);
-    // Created readable by others (less the umask), as a plain new file would be;
-    // tempfile's default, 0600, would carry over to the output.
-    let mut file = tempfile::Builder::new()
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-        .tempfile_in(dir)
-        .map_err(fail)?;
-    {
-        let mut out = BufWriter::new(file.as_file_mut());
-        write(&mut out).and_then(|()| out.flush()).map_err(fail)?;
-    }
-    file.as_file().sync_data().map_err(fail)?;
-    file.persist(path).map_err(|e| fail(e.error))?;
-    Ok(())
+    let mut file = AtomicFile::create(path)?;
+    write(file.writer()).map_err(|e| Error::io(path, "cannot write", e))?;
+    file.commit()
 }
 
 /// Writes `embeddings` (one row per id) to `path`, in the format its extension names.
 pub fn write_embeddings(path: &Path, ids: &[String], embeddings: &Array2<f32>) -> Result<()> {
-    assert_eq!(ids.len(), embeddings.nrows(), "one id per row");
-    match embeddings_format(path)? {
-        EmbeddingsFormat::Stdout => to_stdout(|out| write_jsonl(out, ids, embeddings)),
-        EmbeddingsFormat::Npy => write_atomically(path, |out| {
-            embeddings.write_npy(out).map_err(std::io::Error::other)
-        }),
-        EmbeddingsFormat::JsonLines => {
-            write_atomically(path, |out| write_jsonl(out, ids, embeddings))
+    let mut writer = EmbeddingsWriter::create(path, embeddings.ncols())?;
+    writer.push(ids, embeddings)?;
+    writer.finish()
+}
+
+/// Embeddings written batch by batch to `.npy`, `.jsonl` or stdout (`-`); a file
+/// appears, whole, only at [`finish`](Self::finish).
+pub struct EmbeddingsWriter {
+    target: Target,
+    path: PathBuf,
+    dim: usize,
+    rows: usize,
+}
+
+enum Target {
+    Stdout(BufWriter<std::io::Stdout>),
+    JsonLines(AtomicFile),
+    Npy(AtomicFile),
+}
+
+/// Every `.npy` header this writer makes has this length, so the one written
+/// first can be overwritten with the row count at the end.
+const NPY_HEADER_BYTES: usize = 128;
+
+impl EmbeddingsWriter {
+    /// Starts writing rows of width `dim` to `path`.
+    pub fn create(path: &Path, dim: usize) -> Result<Self> {
+        let target = match embeddings_format(path)? {
+            EmbeddingsFormat::Stdout => Target::Stdout(BufWriter::new(std::io::stdout())),
+            EmbeddingsFormat::JsonLines => Target::JsonLines(AtomicFile::create(path)?),
+            EmbeddingsFormat::Npy => {
+                let mut file = AtomicFile::create(path)?;
+                let header = npy_header(0, dim);
+                file.writer()
+                    .write_all(&header)
+                    .map_err(|e| Error::io(path, "cannot write", e))?;
+                Target::Npy(file)
+            }
+        };
+        Ok(EmbeddingsWriter {
+            target,
+            path: path.to_path_buf(),
+            dim,
+            rows: 0,
+        })
+    }
+
+    /// Writes one batch: a row of `embeddings` per id.
+    pub fn push(&mut self, ids: &[String], embeddings: &Array2<f32>) -> Result<()> {
+        assert_eq!(ids.len(), embeddings.nrows(), "one id per row");
+        assert_eq!(embeddings.ncols(), self.dim, "rows of the declared width");
+        let written = match &mut self.target {
+            Target::Stdout(out) => write_jsonl(out, ids, embeddings),
+            Target::JsonLines(file) => write_jsonl(file.writer(), ids, embeddings),
+            Target::Npy(file) => embeddings
+                .iter()
+                .try_for_each(|v| file.writer().write_all(&v.to_le_bytes())),
+        };
+        self.rows += ids.len();
+        written.map_err(|e| Error::io(&self.path, "cannot write", e))
+    }
+
+    /// Completes the output: the `.npy` header gets the row count, a file is
+    /// renamed into place, stdout is flushed.
+    pub fn finish(self) -> Result<()> {
+        let fail = |e| Error::io(&self.path, "cannot write", e);
+        match self.target {
+            Target::Stdout(mut out) => out.flush().map_err(fail),
+            Target::JsonLines(file) => file.commit(),
+            Target::Npy(mut file) => {
+                let out = file.writer();
+                out.seek(SeekFrom::Start(0))
+                    .and_then(|_| out.write_all(&npy_header(self.rows, self.dim)))
+                    .map_err(fail)?;
+                file.commit()
+            }
+        }
+    }
+}
+
+/// A `.npy` (version 1.0) header for `rows × dim` little-endian float32, padded
+/// to [`NPY_HEADER_BYTES`].
+fn npy_header(rows: usize, dim: usize) -> Vec<u8> {
+    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {dim}), }}");
+    let mut header = b"\x93NUMPY\x01\x00".to_vec();
+    header.extend(((NPY_HEADER_BYTES - 10) as u16).to_le_bytes());
+    header.extend(dict.as_bytes());
+    header.resize(NPY_HEADER_BYTES - 1, b' ');
+    header.push(b'\n');
+    header
+}
+
+/// Rows written batch by batch as JSON lines to a file (whole, only at
+/// [`finish`](Self::finish)) or to stdout (`-`).
+pub struct JsonLinesWriter {
+    out: LinesTarget,
+    path: PathBuf,
+}
+
+enum LinesTarget {
+    Stdout(BufWriter<std::io::Stdout>),
+    File(AtomicFile),
+}
+
+impl JsonLinesWriter {
+    /// Starts writing `path`, or stdout when it is `-`.
+    pub fn create(path: &Path) -> Result<Self> {
+        let out = if path.as_os_str() == "-" {
+            LinesTarget::Stdout(BufWriter::new(std::io::stdout()))
+        } else {
+            LinesTarget::File(AtomicFile::create(path)?)
+        };
+        Ok(JsonLinesWriter {
+            out,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Writes one line per row.
+    pub fn push<T: serde::Serialize>(&mut self, rows: &[T]) -> Result<()> {
+        let out: &mut dyn Write = match &mut self.out {
+            LinesTarget::Stdout(out) => out,
+            LinesTarget::File(file) => file.writer(),
+        };
+        rows.iter()
+            .try_for_each(|row| {
+                serde_json::to_writer(&mut *out, row)?;
+                out.write_all(b"\n")
+            })
+            .map_err(|e| Error::io(&self.path, "cannot write", e))
+    }
+
+    /// Flushes stdout, or renames the file into place.
+    pub fn finish(self) -> Result<()> {
+        match self.out {
+            LinesTarget::Stdout(mut out) => out
+                .flush()
+                .map_err(|e| Error::io(Path::new("stdout"), "cannot write", e)),
+            LinesTarget::File(file) => file.commit(),
         }
     }
 }
 
 /// Writes `rows` as JSON lines to `path`, or to stdout when `path` is `-`.
 pub fn write_json_lines<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<()> {
-    let write = |out: &mut dyn Write| -> std::io::Result<()> {
-        for row in rows {
-            serde_json::to_writer(&mut *out, row)?;
-            out.write_all(b"\n")?;
-        }
-        Ok(())
-    };
-    if path.as_os_str() == "-" {
-        to_stdout(write)
-    } else {
-        write_atomically(path, |out| write(out))
-    }
-}
-
-fn to_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    write(&mut out)
-        .and_then(|()| out.flush())
-        .map_err(|e| Error::io(Path::new("stdout"), "cannot write", e))
+    let mut writer = JsonLinesWriter::create(path)?;
+    writer.push(rows)?;
+    writer.finish()
 }
 
 fn write_jsonl(
@@ -156,6 +298,25 @@ fn folder_of(path: &Path) -> &Path {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn npy_written_in_batches_reads_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.npy");
+        let rows = Array2::from_shape_fn((5, 3), |(i, j)| (i * 3 + j) as f32 - 0.5);
+        let ids: Vec<String> = (0..5).map(|i| i.to_string()).collect();
+        let mut writer = EmbeddingsWriter::create(&path, 3).unwrap();
+        writer
+            .push(&ids[..2], &rows.slice(ndarray::s![..2, ..]).to_owned())
+            .unwrap();
+        assert!(!path.exists(), "the file appears only when finished");
+        writer
+            .push(&ids[2..], &rows.slice(ndarray::s![2.., ..]).to_owned())
+            .unwrap();
+        writer.finish().unwrap();
+        let back: Array2<f32> = ndarray_npy::read_npy(&path).unwrap();
+        assert_eq!(back, rows);
+    }
 
     #[test]
     fn an_atomic_write_gets_the_mode_of_a_plain_new_file() {

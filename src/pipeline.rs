@@ -15,7 +15,7 @@ use crate::observer::{Event, Observer};
 use crate::report::{
     project_2d, ClaimOut, ClusterOut, DuplicateOut, MemberEvidence, ModelInfo, Report, TargetInfo,
 };
-use crate::same_claim::{ClaimPairs, PairScorer, ScoredPair};
+use crate::same_claim::{ClaimPairs, NeighbourSearch, PairScorer, ScoredPair};
 use crate::stance::{aggregate, ClaimStance, Context, StanceModel};
 
 /// Thresholds of the main job, checked once when made.
@@ -66,15 +66,21 @@ impl ClusterOptions {
     }
 }
 
-/// How `corpus`'s claims compare in pairs: the offset moves Chinese ones.
+/// How `corpus`'s claims compare in pairs: the offset moves Chinese ones;
+/// `observer` is told the progress of a neighbour search over many claims.
 pub fn claim_pairs(
     corpus: &Corpus,
     emb: Array2<f32>,
     offset: Option<&LanguageOffset>,
+    observer: &dyn Observer,
 ) -> Result<ClaimPairs> {
     let texts: Vec<&str> = corpus.claims.iter().map(|c| c.text.as_str()).collect();
     let langs: Vec<Lang> = corpus.claims.iter().map(|c| c.lang).collect();
-    ClaimPairs::new(emb, &texts, &langs, offset)
+    let search = NeighbourSearch {
+        observer,
+        ..NeighbourSearch::default()
+    };
+    ClaimPairs::with_search(emb, &texts, &langs, offset, search)
 }
 
 /// Duplicate claim pairs (row indices), most probable first.

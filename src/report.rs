@@ -150,6 +150,25 @@ pub fn project_2d(x: &Array2<f32>) -> Vec<[f32; 2]> {
     a.iter().zip(b.iter()).map(|(&p, &q)| [p, q]).collect()
 }
 
+/// The most groups `report.md` and `report.html` show (the largest; every group is
+/// in `report.json` and `groups.parquet`).
+pub const SHOWN_GROUPS: usize = 200;
+/// The most members a shown group lists.
+pub const SHOWN_MEMBERS: usize = 50;
+/// The most articles the article list and the article × group matrix show; with
+/// more, the matrix is left out.
+pub const SHOWN_ARTICLES: usize = 60;
+/// The most duplicate pairs `report.md` lists.
+pub const SHOWN_DUPLICATES: usize = 500;
+/// The most claims the HTML map draws (an even sample of the claims beyond).
+pub const MAP_POINTS: usize = 5_000;
+
+/// A note that `shown` of `total` `what` are listed, and where the rest are;
+/// `None` when all are.
+fn not_all(shown: usize, total: usize, what: &str, rest: &str) -> Option<String> {
+    (total > shown).then(|| format!("{shown} of {total} {what} shown; all are in {rest}."))
+}
+
 impl Report {
     /// Writes report.json, report.md and report.html into `dir`, each atomically
     /// (a failed write leaves the previous file).
@@ -209,7 +228,7 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
         md.push_str(
             "## Articles\n\n| key | id | title | source | date | lang |\n|---|---|---|---|---|---|\n",
         );
-        for (key, a) in self.articles.iter().enumerate() {
+        for (key, a) in self.articles.iter().enumerate().take(SHOWN_ARTICLES) {
             let _ = writeln!(
                 md,
                 "| A{key} | {} | {} | {} | {} | {:?} |",
@@ -220,11 +239,15 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
                 a.lang
             );
         }
+        let rest = "report.json and claims.parquet";
+        if let Some(note) = not_all(SHOWN_ARTICLES, self.articles.len(), "articles", rest) {
+            let _ = writeln!(md, "\n{note}");
+        }
     }
 
     /// Which article states which point: a row per group, a column per article.
     fn md_matrix(&self, md: &mut String) {
-        if self.clusters.is_empty() {
+        if self.clusters.is_empty() || self.articles.len() > SHOWN_ARTICLES {
             return;
         }
         md.push_str("\n## Points by article\n\nEach cell: the article's claims in the group, as language and stance (+ supports, − challenges, ○ neutral).\n\n| group |");
@@ -246,7 +269,11 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
 
     fn md_clusters(&self, md: &mut String) {
         md.push_str("\n## Clusters\n");
-        for c in &self.clusters {
+        let rest = "report.json and groups.parquet";
+        if let Some(note) = not_all(SHOWN_GROUPS, self.clusters.len(), "clusters", rest) {
+            let _ = writeln!(md, "\n{note}");
+        }
+        for c in self.clusters.iter().take(SHOWN_GROUPS) {
             let _ = write!(
                 md,
                 "\n### {}. {}\n\n{} claims from {} articles ({}). Keywords: {}. Coherence {:.3}.{}\n\nStance: **{}** ({:.2}; supports {:.2}, challenges {:.2}, neutral {:.2}){}.\n\n",
@@ -254,7 +281,7 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
                 md_text(&c.label),
                 c.size,
                 c.articles.len(),
-                md_text(&c.articles.join(", ")),
+                md_text(&listed(&c.articles)),
                 md_text(&c.keywords.join(", ")),
                 c.coherence,
                 if c.shared_amounts.is_empty() {
@@ -269,7 +296,7 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
                 c.stance.distribution.neutral,
                 if c.stance.contested { ", contested" } else { "" }
             );
-            for e in &c.evidence {
+            for e in c.evidence.iter().take(SHOWN_MEMBERS) {
                 let out = self.claim(&e.claim);
                 let _ = writeln!(
                     md,
@@ -284,6 +311,9 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
                     md_text(&out.claim.text)
                 );
             }
+            if let Some(note) = not_all(SHOWN_MEMBERS, c.evidence.len(), "members", "report.json") {
+                let _ = writeln!(md, "{note}");
+            }
         }
     }
 
@@ -292,7 +322,7 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
             return;
         }
         md.push_str("\n## Duplicate claims\n\n| a | b | same-claim p | cosine | text a | text b |\n|---|---|---|---|---|---|\n");
-        for d in &self.duplicates {
+        for d in self.duplicates.iter().take(SHOWN_DUPLICATES) {
             let _ = writeln!(
                 md,
                 "| {} | {} | {:.3} | {:.3} | {} | {} |",
@@ -303,6 +333,10 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
                 md_cell(&self.claim(&d.a).claim.text),
                 md_cell(&self.claim(&d.b).claim.text)
             );
+        }
+        let rest = "report.json and pairs.parquet";
+        if let Some(note) = not_all(SHOWN_DUPLICATES, self.duplicates.len(), "pairs", rest) {
+            let _ = writeln!(md, "\n{note}");
         }
     }
 
@@ -317,6 +351,7 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
             .collect();
         self.clusters
             .iter()
+            .take(SHOWN_GROUPS)
             .map(|c| {
                 let mut row = vec![Vec::new(); self.articles.len()];
                 for m in &c.members {
@@ -346,7 +381,7 @@ table.m{{border-collapse:collapse;font-size:13px}} table.m td,table.m th{{border
 .supports{{color:#0a7d32;font-weight:600}} .challenges{{color:#c00000;font-weight:600}} .neutral{{color:#666}}</style></head><body>\
 <h1>stancemap report</h1><p>{} articles · {} claims · {} clusters · {} duplicate pairs · model {}</p>\
 <p>Stance toward <b>{}</b>: {} · claims: <span class=\"supports\">{} supports</span>, <span class=\"challenges\">{} challenges</span>, <span class=\"neutral\">{} neutral</span></p>\
-<h2>Map of claims</h2><p><small>First two principal components of the claim embeddings; colour = cluster (its number at the cluster's centre), grey = no cluster; ring = stance (green supports, red challenges, none neutral). Hover a point for its text.</small></p>{}\
+<h2>Map of claims</h2><p><small>First two principal components of the claim embeddings; colour = cluster (its number at the cluster's centre), grey = no cluster; ring = stance (green supports, red challenges, none neutral). Hover a point for its text. {}</small></p>{}\
 <h2>Points by article</h2>{}\
 <h2>Clusters</h2><ol style=\"list-style:none;padding:0\">{}</ol></body></html>",
             self.articles.len(),
@@ -359,6 +394,13 @@ table.m{{border-collapse:collapse;font-size:13px}} table.m td,table.m th{{border
             counts[0],
             counts[1],
             counts[2],
+            not_all(
+                self.claims.len().div_ceil(map_step(self.claims.len())),
+                self.claims.len(),
+                "claims (an even sample)",
+                "report.json"
+            )
+            .unwrap_or_default(),
             self.html_map(),
             self.html_matrix(),
             self.html_clusters()
@@ -384,7 +426,7 @@ table.m{{border-collapse:collapse;font-size:13px}} table.m td,table.m th{{border
         };
         let mut svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" style=\"border:1px solid #ddd;background:#fff\">");
         let mut centres = vec![(0.0f32, 0.0f32, 0usize); self.clusters.len()];
-        for (out, p) in self.claims.iter().zip(&self.map) {
+        for (out, p) in map_sample(&self.claims, &self.map) {
             let claim = &out.claim;
             let (x, y) = at(p);
             if let Some(c) = out.cluster {
@@ -420,6 +462,9 @@ table.m{{border-collapse:collapse;font-size:13px}} table.m td,table.m th{{border
 
     /// Which article states which point: a row per cluster, a column per article.
     fn html_matrix(&self) -> String {
+        if self.articles.len() > SHOWN_ARTICLES {
+            return format!("<p><small>{} articles: too many for a matrix. Each cluster below lists its articles; claims.parquet has every claim's article and group.</small></p>", self.articles.len());
+        }
         let mut table = String::from("<p><small>Each cell: the article's claims in the cluster, as language and stance (+ supports, − challenges, ○ neutral).</small></p><table class=\"m\"><tr><th>cluster</th>");
         for (key, a) in self.articles.iter().enumerate() {
             let _ = write!(table, "<th title=\"{}\">A{key}</th>", escape(&a.title));
@@ -449,8 +494,12 @@ table.m{{border-collapse:collapse;font-size:13px}} table.m td,table.m th{{border
 
     /// The clusters, each member with its stance, fit and closest fellow member.
     fn html_clusters(&self) -> String {
-        let mut list = String::new();
-        for c in &self.clusters {
+        let rest = "report.json and groups.parquet";
+        let mut list = format!(
+            "<p><small>{}</small></p>",
+            not_all(SHOWN_GROUPS, self.clusters.len(), "clusters", rest).unwrap_or_default()
+        );
+        for c in self.clusters.iter().take(SHOWN_GROUPS) {
             let _ = write!(
                 list,
                 "<li><span class=\"dot\" style=\"background:{}\"></span><b>{}. {}</b><br><small>{} claims, {} articles · coherence {:.3} · {}{} · <span class=\"{}\">{} {:.2}</span>{}</small><ul>",
@@ -471,7 +520,7 @@ table.m{{border-collapse:collapse;font-size:13px}} table.m td,table.m th{{border
                 c.stance.confidence,
                 if c.stance.contested { " · contested" } else { "" }
             );
-            for e in &c.evidence {
+            for e in c.evidence.iter().take(SHOWN_MEMBERS) {
                 let out = self.claim(&e.claim);
                 let _ = write!(
                     list,
@@ -486,9 +535,38 @@ table.m{{border-collapse:collapse;font-size:13px}} table.m td,table.m th{{border
                     e.tie
                 );
             }
-            list.push_str("</ul></li>");
+            let note = not_all(SHOWN_MEMBERS, c.evidence.len(), "members", "report.json");
+            let _ = write!(
+                list,
+                "</ul><small>{}</small></li>",
+                note.unwrap_or_default()
+            );
         }
         list
+    }
+}
+
+/// The claims the map draws with their points: all of them up to [`MAP_POINTS`],
+/// else an even sample of that many.
+fn map_sample<'a>(
+    claims: &'a [ClaimOut],
+    map: &'a [[f32; 2]],
+) -> impl Iterator<Item = (&'a ClaimOut, &'a [f32; 2])> {
+    claims.iter().zip(map).step_by(map_step(claims.len()))
+}
+
+/// Every how many claims the map draws one, for `n` claims.
+fn map_step(n: usize) -> usize {
+    n.div_ceil(MAP_POINTS).max(1)
+}
+
+/// Article ids joined, the first 20 and how many more.
+fn listed(ids: &[String]) -> String {
+    const MOST: usize = 20;
+    let shown = ids[..ids.len().min(MOST)].join(", ");
+    match ids.len().checked_sub(MOST) {
+        Some(more) if more > 0 => format!("{shown} and {more} more"),
+        _ => shown,
     }
 }
 
@@ -526,4 +604,136 @@ fn md_cell(s: &str) -> String {
 /// Text made safe inside HTML or SVG markup and attributes.
 pub(crate) fn escape(s: &str) -> String {
     md_text(s).replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corpus::Lang;
+    use crate::stance::Distribution;
+
+    /// A report of `articles` (at least 3) articles of 60 claims each, a group of
+    /// 120 claims and up to 250 of two, and up to 600 duplicate pairs.
+    fn large_report(articles: usize) -> Report {
+        let even = Distribution {
+            supports: 0.2,
+            challenges: 0.2,
+            neutral: 0.6,
+        };
+        let stance = ClaimStance {
+            label: Label::Neutral,
+            score: 0.6,
+            probabilities: even,
+        };
+        let n = articles * 60;
+        let claims: Vec<ClaimOut> = (0..n)
+            .map(|i| ClaimOut {
+                claim: Claim {
+                    id: format!("c{i}"),
+                    article: format!("a{}", i / 60),
+                    text: format!("claim number {i}"),
+                    start: 0,
+                    end: 1,
+                    lang: Lang::En,
+                },
+                cluster: None,
+                stance,
+            })
+            .collect();
+        let group = |id: usize, members: std::ops::Range<usize>| ClusterOut {
+            id,
+            size: members.len(),
+            articles: members.clone().map(|i| format!("a{}", i / 60)).collect(),
+            label: format!("group {id}"),
+            keywords: Vec::new(),
+            members: members.clone().map(|i| format!("c{i}")).collect(),
+            stance: ClusterStance {
+                label: Label::Neutral,
+                confidence: 0.6,
+                distribution: even,
+                contested: false,
+            },
+            coherence: 0.9,
+            evidence: members
+                .map(|i| MemberEvidence {
+                    claim: format!("c{i}"),
+                    fit: 0.9,
+                    tied_to: format!("c{}", i ^ 1),
+                    tie: 0.9,
+                })
+                .collect(),
+            shared_amounts: Vec::new(),
+        };
+        let clusters = std::iter::once(group(0, 0..120))
+            .chain((1..=250.min(n / 2 - 61)).map(|k| group(k, 120 + 2 * k..122 + 2 * k)))
+            .collect();
+        let duplicates = (0..600.min(n / 2))
+            .map(|i| DuplicateOut {
+                a: format!("c{}", 2 * i),
+                b: format!("c{}", 2 * i + 1),
+                probability: 0.9,
+                cosine: 0.95,
+            })
+            .collect();
+        Report {
+            version: REPORT_VERSION,
+            model: ModelInfo {
+                id: "m".into(),
+                dim: 2,
+                precision: "f32".into(),
+            },
+            target: TargetInfo {
+                name: "t".into(),
+                description: "d".into(),
+                scorer: "blend".into(),
+                context: "none".into(),
+            },
+            articles: (0..articles)
+                .map(|k| Article {
+                    id: format!("a{k}"),
+                    path: format!("a{k}.txt"),
+                    title: format!("title {k}"),
+                    date: None,
+                    source: None,
+                    lang: Lang::En,
+                    text: String::new(),
+                })
+                .collect(),
+            map: (0..n).map(|i| [i as f32, (i % 7) as f32]).collect(),
+            claims,
+            clusters,
+            duplicates,
+        }
+    }
+
+    #[test]
+    fn large_corpora_get_bounded_pages_that_say_what_they_leave_out() {
+        let report = large_report(100);
+        let md = report.markdown();
+        for note in [
+            "60 of 100 articles shown; all are in report.json and claims.parquet.",
+            "200 of 251 clusters shown; all are in report.json and groups.parquet.",
+            "50 of 120 members shown; all are in report.json.",
+            "500 of 600 pairs shown; all are in report.json and pairs.parquet.",
+        ] {
+            assert!(md.contains(note), "no {note:?}");
+        }
+        assert!(!md.contains("## Points by article"));
+        assert!(!md.contains("### 201. "));
+        let html = report.html();
+        assert_eq!(html.matches("<circle").count(), 3_000);
+        assert!(html.contains("3000 of 6000 claims (an even sample) shown"));
+        assert!(html.contains("100 articles: too many for a matrix"));
+    }
+
+    #[test]
+    fn small_corpora_are_shown_whole() {
+        let report = large_report(4);
+        let (md, html) = (report.markdown(), report.html());
+        assert!(md.contains("## Points by article"));
+        for what in ["articles", "clusters", "pairs"] {
+            assert!(!md.contains(&format!("{what} shown")), "{what} left out");
+        }
+        assert_eq!(html.matches("<circle").count(), 240);
+    }
 }

@@ -90,10 +90,6 @@ fn bad_inputs_name_file_and_line() {
             "binary.txt: looks binary".to_string(),
         ),
         (
-            write("latin1.txt", b"ok\ncaf\xe9\n"),
-            "latin1.txt:2: invalid UTF-8".to_string(),
-        ),
-        (
             write("notext.jsonl", b"{\"id\": 1}\n"),
             "notext.jsonl:1: no \"text\" field".to_string(),
         ),

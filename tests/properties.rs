@@ -1,6 +1,8 @@
 //! Property tests over random bytes and strings: reading, claim splitting and the
-//! server's request parsing never panic, and every claim's span lies inside its
-//! article's text, on character boundaries. Case counts keep the run short.
+//! server's request parsing never panic, every claim's span lies inside its
+//! article's text, on character boundaries, and every byte that is not whitespace
+//! is in a claim or in a piece dropped for a named reason. Case counts keep the
+//! run short.
 
 use proptest::prelude::*;
 
@@ -30,6 +32,31 @@ proptest! {
             prop_assert!(text.get(local).is_some(), "{:?} splits a character", span.range);
             prop_assert!(!span.text.trim().is_empty());
         }
+    }
+
+    #[test]
+    fn every_byte_is_in_a_claim_or_dropped_for_a_reason(text in news_text(), base in 0usize..1000) {
+        let pieces = segment::pieces(&text, base);
+        let mut covered = base;
+        for piece in &pieces {
+            let range = piece.range.start - base..piece.range.end - base;
+            prop_assert!(piece.range.start >= covered, "{:?} overlaps the piece before", piece);
+            let skipped = text.get(covered - base..range.start);
+            prop_assert!(
+                skipped.is_some_and(|s| s.trim().is_empty()),
+                "{:?} before {:?} is in no piece", skipped, piece
+            );
+            prop_assert!(text.get(range).is_some(), "{:?} splits a character", piece);
+            covered = piece.range.end;
+        }
+        prop_assert!(text[covered - base..].trim().is_empty(), "the tail is in no piece");
+        let claims: Vec<_> = segment::claims(&text, base).into_iter().map(|c| c.range).collect();
+        let claim_pieces: Vec<_> = pieces
+            .iter()
+            .filter(|p| matches!(p.kind, segment::PieceKind::Claim(_)))
+            .map(|p| p.range.clone())
+            .collect();
+        prop_assert_eq!(claims, claim_pieces);
     }
 
     #[test]

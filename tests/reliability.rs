@@ -207,6 +207,39 @@ fn a_byte_order_mark_is_accepted_by_embed() {
 }
 
 #[test]
+fn embed_and_stance_decode_input_as_cluster_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = ZH.lines().nth(1).unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let utf8 = write("utf8.txt", line.as_bytes());
+    let gbk = write("gbk.txt", &encoding_rs::GBK.encode(line).0);
+    let mut damaged = format!("{line}\n{line}").into_bytes();
+    damaged[line.len() + 1] = 0xFF;
+    let damaged = write("damaged.txt", &damaged);
+    let run = stancemap(&["embed", &utf8, &gbk, &damaged, "-o", "-"]);
+    let err = stderr(&run);
+    assert!(run.status.success(), "{err}");
+    assert!(err.contains("damaged.txt:2: 1 invalid UTF-8"), "{err}");
+    let rows: Vec<serde_json::Value> = run
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 4);
+    // The GBK file reads as the same text, so it gets the same vector.
+    assert_eq!(rows[0]["embedding"], rows[1]["embedding"]);
+    assert_eq!(rows[0]["embedding"], rows[2]["embedding"]);
+    let run = stancemap(&["stance", &gbk, "-o", "-"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("中国商务部"));
+}
+
+#[test]
 fn a_huge_passage_is_refused_before_embedding() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("big.txt");
@@ -215,7 +248,74 @@ fn a_huge_passage_is_refused_before_embedding() {
     let err = stderr(&run);
     assert_eq!(run.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("big:1 has") && err.contains("split it"),
+        err.contains("big.txt:1: the line is longer than") && err.contains("split it"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_killed_run_resumes_from_the_cache_with_the_same_vectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let articles: Vec<String> = (0..1200)
+        .map(|i| {
+            let text = format!("第{i}批稀土样品于十月运往美国，价值{i}万美元。");
+            serde_json::json!({"id": format!("a{i}"), "text": text}).to_string()
+        })
+        .collect();
+    std::fs::write(&input, articles.join("\n")).unwrap();
+    let cache = dir.path().join("cache");
+    let cluster = |out: &str, extra: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_stancemap"));
+        let out = dir.path().join(out);
+        command
+            .args([
+                "cluster",
+                input.to_str().unwrap(),
+                "--parquet-embeddings",
+                "-o",
+            ])
+            .arg(&out)
+            .args(extra)
+            .env("STANCEMAP_CACHE", &cache)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        (command, out.join("claims.parquet"))
+    };
+    // Killed once the first batch of vectors is in the cache.
+    let mut first = cluster("killed", &[]).0.spawn().unwrap();
+    let cache_size = || {
+        std::fs::read_dir(&cache).map_or(0, |files| {
+            files.flatten().map(|f| f.metadata().unwrap().len()).sum()
+        })
+    };
+    let started = std::time::Instant::now();
+    while cache_size() == 0 && started.elapsed().as_secs() < 240 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(cache_size() > 0, "nothing was cached in 240 s");
+    let (mut command, resumed) = cluster("resumed", &[]);
+    let run = command.output().unwrap();
+    let err = stderr(&run);
+    assert!(run.status.success(), "{err}");
+    let cached: usize = err
+        .split(" of 1200 claims from the embedding cache")
+        .next()
+        .and_then(|s| s.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no cache hits in {err}"));
+    assert!((1024..1200).contains(&cached), "{cached} cached: {err}");
+    let (mut command, fresh) = cluster("fresh", &["--no-cache"]);
+    let run = command.output().unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let (resumed, fresh) = (
+        std::fs::read(resumed).unwrap(),
+        std::fs::read(fresh).unwrap(),
+    );
+    assert!(
+        resumed == fresh,
+        "the resumed run's claims and vectors differ"
     );
 }

@@ -3,9 +3,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -13,6 +15,8 @@ use serde_json::{json, Value};
 struct Server {
     child: Child,
     url: String,
+    /// What it has printed on stderr since it started listening.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -28,6 +32,7 @@ impl Server {
         let mut server = Server {
             child,
             url: String::new(),
+            log: Arc::default(),
         };
         let mut stderr = BufReader::new(server.child.stderr.take().unwrap());
         let mut line = String::new();
@@ -40,7 +45,12 @@ impl Server {
             if let Some(at) = line.find("http://") {
                 server.url = line[at..].trim().to_string();
                 // Keep draining stderr so the server never blocks on it.
-                std::thread::spawn(move || for _ in stderr.lines() {});
+                let log = server.log.clone();
+                std::thread::spawn(move || {
+                    for line in stderr.lines().map_while(|l| l.ok()) {
+                        log.lock().unwrap().push(line);
+                    }
+                });
                 return server;
             }
         }
@@ -61,6 +71,16 @@ impl Server {
         let retry = response.header("Retry-After").map(str::to_string);
         let value = serde_json::from_str(&response.into_string().unwrap()).unwrap();
         (status, value, retry)
+    }
+
+    /// A raw connection to the server, with a 20-second read timeout.
+    fn connect(&self) -> (TcpStream, String) {
+        let address = self.url.trim_start_matches("http://").to_string();
+        let stream = TcpStream::connect(&address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        (stream, address)
     }
 
     fn terminate(&self) {
@@ -300,6 +320,90 @@ fn a_half_sent_request_cannot_hold_shutdown() {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("the server was still running 20 s after SIGTERM");
+}
+
+#[test]
+fn a_client_that_stalls_its_headers_is_disconnected() {
+    let server = Server::start(&["--header-timeout-s", "1"]);
+    let (mut stream, address) = server.connect();
+    let started = Instant::now();
+    // Slowloris: headers begun and never finished.
+    write!(
+        stream,
+        "POST /v1/embeddings HTTP/1.1\r\nHost: {address}\r\n"
+    )
+    .unwrap();
+    let mut rest = Vec::new();
+    let read = stream.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    assert!(
+        read.is_ok() && waited < Duration::from_secs(10),
+        "still connected after {waited:?}: {read:?}"
+    );
+    // An idle keep-alive connection is closed the same way.
+    let (mut idle, _) = server.connect();
+    let started = Instant::now();
+    assert!(idle.read_to_end(&mut rest).is_ok());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(server.embed("{\"input\": \"still served\"}").0, 200);
+}
+
+#[test]
+fn a_client_that_stalls_its_body_gets_408() {
+    let server = Server::start(&["--body-timeout-s", "1"]);
+    let (mut stream, address) = server.connect();
+    write!(
+        stream,
+        "POST /v1/embeddings HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\nX-Request-Id: stalled-1\r\n\r\n{{\"input\": "
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(
+        reply
+            .to_ascii_lowercase()
+            .contains("x-request-id: stalled-1"),
+        "{reply}"
+    );
+    assert!(reply.contains("did not arrive within 1 s"), "{reply}");
+}
+
+#[test]
+fn each_request_has_an_id_in_its_response_and_the_log() {
+    let server = Server::start(&[]);
+    let url = format!("{}/v1/embeddings", server.url);
+    let given = ureq::post(&url)
+        .set("X-Request-Id", "client-7")
+        .send_string("{\"input\": \"rare earths\"}")
+        .unwrap();
+    assert_eq!(given.header("x-request-id"), Some("client-7"));
+    // An id that is not a short token is replaced by the server's own.
+    let replaced = match ureq::post(&url)
+        .set("X-Request-Id", &"x".repeat(65))
+        .send_string("{\"input\": []}")
+    {
+        Err(ureq::Error::Status(400, r)) => r,
+        other => panic!("expected 400, got {other:?}"),
+    };
+    let own = replaced.header("x-request-id").unwrap().to_string();
+    assert!(own.parse::<u64>().is_ok(), "{own}");
+    let expected = [
+        "request client-7: 200, ".to_string(),
+        format!("request {own}: 400, 0 tokens"),
+    ];
+    for _ in 0..50 {
+        let log = server.log.lock().unwrap().join("\n");
+        if expected.iter().all(|e| log.contains(e.as_str())) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "{expected:?} not in the log: {:?}",
+        server.log.lock().unwrap()
+    );
 }
 
 #[test]

@@ -72,7 +72,11 @@ pub fn run(
     opts: &BenchOptions,
     log: &mut dyn FnMut(&str),
 ) -> Result<BenchReport> {
-    let mut passages = read_passages(&opts.workload)?;
+    let mut warnings = Vec::new();
+    let mut passages = read_passages(&opts.workload, &mut warnings)?;
+    for warning in &warnings {
+        log(&format!("warning: {warning}"));
+    }
     if let Some(n) = opts.limit {
         passages.truncate(n);
     }

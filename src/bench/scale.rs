@@ -21,7 +21,8 @@ use crate::cluster::{Agglomerative, Algorithm, Clustering};
 use crate::corpus::Lang;
 use crate::error::Result;
 pub use crate::neighbours::EXACT_LIMIT;
-use crate::same_claim::{ClaimPairs, PairScorer, SameClaimModel};
+use crate::observer::Observer;
+use crate::same_claim::{ClaimPairs, NeighbourSearch, PairScorer, SameClaimModel};
 
 /// Dimensions of the synthetic vectors (multilingual-e5-small's).
 pub const DIM: usize = 384;
@@ -95,10 +96,11 @@ pub struct SyntheticClaims {
 
 /// Runs the neighbour, pair and grouping stages on `opts.claims` synthetic claims
 /// with the same-claim `model`; `log` receives a line as each stage starts and
-/// one with its figures as it ends.
+/// one with its figures as it ends, `observer` the neighbour search's progress.
 pub fn run(
     opts: &ScaleOptions,
     model: &SameClaimModel,
+    observer: &dyn Observer,
     log: &mut dyn FnMut(&str),
 ) -> Result<ScaleRun> {
     let grouping = Algorithm::Agglomerative(Agglomerative { cut: opts.cut }).check()?;
@@ -111,7 +113,11 @@ pub fn run(
     let clock = Stopwatch::start("neighbours", n, log);
     let texts: Vec<&str> = corpus.texts.iter().map(String::as_str).collect();
     let (embeddings, langs) = (corpus.embeddings, &corpus.langs);
-    let pairs = ClaimPairs::with_exact_limit(embeddings, &texts, langs, None, opts.exact_limit)?;
+    let search = NeighbourSearch {
+        exact_limit: opts.exact_limit,
+        observer,
+    };
+    let pairs = ClaimPairs::with_search(embeddings, &texts, langs, None, search)?;
     stages.push(clock.stop(log));
     let exact_neighbours = pairs.candidates().is_none();
     let scorer = PairScorer::new(pairs, model);
@@ -379,7 +385,13 @@ mod tests {
             seed: 3,
             exact_limit: EXACT_LIMIT,
         };
-        let run = run(&opts, &SameClaimModel::built_in(), &mut |_| {}).unwrap();
+        let run = run(
+            &opts,
+            &SameClaimModel::built_in(),
+            &crate::Silent,
+            &mut |_| {},
+        )
+        .unwrap();
         let names: Vec<&str> = run.stages.iter().map(|s| s.stage).collect();
         assert_eq!(
             names,
@@ -398,7 +410,13 @@ mod tests {
             exact_limit: 0,
             ..opts
         };
-        let indexed = super::run(&approximate, &SameClaimModel::built_in(), &mut |_| {}).unwrap();
+        let indexed = super::run(
+            &approximate,
+            &SameClaimModel::built_in(),
+            &crate::Silent,
+            &mut |_| {},
+        )
+        .unwrap();
         assert!(!indexed.exact_neighbours);
         assert!(
             (indexed.pair_precision - run.pair_precision).abs() < 0.02,

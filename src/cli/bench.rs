@@ -128,9 +128,12 @@ fn run_scale(args: ScaleArgs) -> Result<()> {
         .collect();
     eprintln!("CPU: {}", cpu::CpuInfo::detect());
     let model = SameClaimModel::built_in();
+    let observer = super::progress::Terminal::default();
     let mut runs = Vec::new();
     for opts in &options {
-        runs.push(scale::run(opts, &model, &mut |line| eprintln!("{line}"))?);
+        runs.push(scale::run(opts, &model, &observer, &mut |line| {
+            eprintln!("{line}")
+        })?);
     }
     println!("{}", scale::format_table(&runs));
     let report = serde_json::json!({ "cpu": cpu::CpuInfo::detect(), "runs": runs });

@@ -6,7 +6,8 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 
-use stancemap::{input, output, Role};
+use stancemap::input::PassageReader;
+use stancemap::{output, Role};
 
 use super::args::EngineArgs;
 
@@ -28,23 +29,30 @@ pub struct EmbedArgs {
 
 pub fn run(args: EmbedArgs) -> Result<()> {
     output::check_embeddings_path(&args.output)?;
-    let passages = input::read_all(&args.files)?;
+    let mut reader = PassageReader::new(&args.files);
+    // The first batch is read before the model loads, so bad input fails fast.
+    let mut batch = super::next_batch(&mut reader)?;
     let engine = args.engine.builder().build()?;
-    let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
     let role = if args.query {
         Role::Query
     } else {
         Role::Passage
     };
     let start = Instant::now();
-    let vectors = engine.embed(&texts, role)?;
-    let ids: Vec<String> = passages.into_iter().map(|p| p.id).collect();
-    output::write_embeddings(&args.output, &ids, &vectors)?;
+    let mut writer = output::EmbeddingsWriter::create(&args.output, engine.dim())?;
+    let mut passages = 0;
+    while !batch.is_empty() {
+        let texts: Vec<&str> = batch.iter().map(|p| p.text.as_str()).collect();
+        let vectors = engine.embed(&texts, role)?;
+        let ids: Vec<String> = batch.into_iter().map(|p| p.id).collect();
+        writer.push(&ids, &vectors)?;
+        passages += ids.len();
+        batch = super::next_batch(&mut reader)?;
+    }
+    writer.finish()?;
     eprintln!(
-        "stancemap: embedded {} passages ({} × {}) in {:.2}s → {}",
-        ids.len(),
-        vectors.nrows(),
-        vectors.ncols(),
+        "stancemap: embedded {passages} passages ({passages} × {}) in {:.2}s → {}",
+        engine.dim(),
         start.elapsed().as_secs_f64(),
         args.output.display()
     );

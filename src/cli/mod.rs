@@ -109,6 +109,22 @@ fn set_threads(threads: usize) {
         .build_global();
 }
 
+/// Passages `embed` and `stance` take at a time: memory holds one batch of
+/// texts and vectors, however large the input.
+const PASSAGE_BATCH: usize = 16_384;
+
+/// The next batch of passages for `embed` and `stance`, warning about any bytes
+/// that had to be replaced.
+fn next_batch(
+    reader: &mut stancemap::input::PassageReader,
+) -> Result<Vec<stancemap::input::Passage>> {
+    let batch = reader.next_batch(PASSAGE_BATCH)?;
+    for warning in reader.take_warnings() {
+        eprintln!("stancemap: warning: {warning}");
+    }
+    Ok(batch)
+}
+
 /// Reads the corpus, telling the user what the reading passed over or changed
 /// and how many articles and claims it found.
 fn read_corpus(inputs: &[std::path::PathBuf]) -> Result<stancemap::Corpus> {

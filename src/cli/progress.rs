@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use stancemap::{Event, Observer};
+use stancemap::{Event, Observer, Stage};
 
 /// Renders events on stderr.
 #[derive(Default)]
@@ -22,6 +22,16 @@ impl Observer for Terminal {
                 bar.set_length(*total as u64);
                 bar.set_position(*done as u64);
             }
+            Event::Working { stage, done, total } => {
+                let shown = bar.get_or_insert_with(|| stage_bar(*stage));
+                shown.set_length(*total as u64);
+                shown.set_position(*done as u64);
+                if done >= total {
+                    if let Some(finished) = bar.take() {
+                        finished.finish_and_clear();
+                    }
+                }
+            }
             Event::Embedded { .. } => {
                 if let Some(bar) = bar.take() {
                     bar.finish_and_clear();
@@ -30,6 +40,15 @@ impl Observer for Terminal {
             _ => eprintln!("stancemap: {event}"),
         }
     }
+}
+
+/// A progress bar over the items of a stage on stderr, with its rate and ETA.
+fn stage_bar(stage: Stage) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    let template =
+        format!("{stage:<20} {{bar:40}} {{pos}}/{{len}} claims  {{per_sec}}  eta {{eta}}");
+    bar.set_style(ProgressStyle::with_template(&template).expect("template"));
+    bar
 }
 
 /// A progress bar over tokens on stderr.

@@ -1,5 +1,7 @@
 //! `stancemap serve`: the OpenAI-compatible embeddings server.
 
+use std::time::Duration;
+
 use anyhow::{Context, Result};
 use clap::Args;
 
@@ -41,18 +43,26 @@ pub struct ServeArgs {
     /// server stops anyway.
     #[arg(long, default_value_t = 30.0)]
     shutdown_grace_s: f64,
+    /// Seconds a client may take to send a request's headers (or to start the
+    /// next request on an idle keep-alive connection) before it is disconnected.
+    #[arg(long, default_value_t = 10.0)]
+    header_timeout_s: f64,
+    /// Seconds a client may take to send a request's body (more: 408).
+    #[arg(long, default_value_t = 30.0)]
+    body_timeout_s: f64,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
-    let shutdown_grace = std::time::Duration::try_from_secs_f64(args.shutdown_grace_s)
-        .map_err(|_| anyhow::anyhow!("--shutdown-grace-s must be a number of seconds ≥ 0"))?;
+    let shutdown_grace = seconds("--shutdown-grace-s", args.shutdown_grace_s, 0.0)?;
+    let header_timeout = seconds("--header-timeout-s", args.header_timeout_s, 0.001)?;
+    let body_timeout = seconds("--body-timeout-s", args.body_timeout_s, 0.001)?;
     let engine = args.engine.builder().build()?;
     let options = ServeOptions {
         batch: BatchOptions {
             max_batch_tokens: args.max_batch_tokens,
-            max_wait: std::time::Duration::from_millis(args.max_wait_ms),
+            max_wait: Duration::from_millis(args.max_wait_ms),
             queue: args.queue,
         },
         max_inputs: args.max_inputs,
@@ -60,6 +70,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
         max_input_tokens: args.max_input_tokens,
         max_request_tokens: args.max_request_tokens,
         shutdown_grace,
+        header_timeout,
+        body_timeout,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -77,4 +89,14 @@ pub fn run(args: ServeArgs) -> Result<()> {
         serve::serve(listener, &engine, options).await?;
         Ok(())
     })
+}
+
+/// A flag's seconds as a duration, refused unless finite and at least `least`.
+fn seconds(flag: &str, value: f64, least: f64) -> Result<Duration> {
+    if value.is_finite() && value >= least {
+        if let Ok(duration) = Duration::try_from_secs_f64(value) {
+            return Ok(duration);
+        }
+    }
+    anyhow::bail!("{flag} must be a number of seconds, at least {least} (got {value})")
 }

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
+use stancemap::input::PassageReader;
+use stancemap::output;
 use stancemap::report::StanceRow;
-use stancemap::{input, output};
 
 use super::args::{EngineArgs, StanceArgs};
 
@@ -30,22 +31,31 @@ pub struct StanceCommandArgs {
 pub fn run(args: StanceCommandArgs) -> Result<()> {
     let settings = args.stance.apply(args.engine.builder()).check()?;
     output::check_file(&args.output)?;
-    let passages = input::read_all(&args.files)?;
+    let mut reader = PassageReader::new(&args.files);
+    // The first batch is read before the model loads, so bad input fails fast.
+    let mut batch = super::next_batch(&mut reader)?;
     let engine = settings.load()?;
-    let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
-    let rows: Vec<StanceRow> = passages
-        .iter()
-        .zip(engine.stance(&texts)?)
-        .map(|(p, stance)| StanceRow {
-            id: p.id.clone(),
-            text: p.text.clone(),
-            stance,
-        })
-        .collect();
-    output::write_json_lines(&args.output, &rows)?;
+    let mut writer = output::JsonLinesWriter::create(&args.output)?;
+    let mut passages = 0;
+    while !batch.is_empty() {
+        let texts: Vec<&str> = batch.iter().map(|p| p.text.as_str()).collect();
+        let stances = engine.stance(&texts)?;
+        let rows: Vec<StanceRow> = batch
+            .into_iter()
+            .zip(stances)
+            .map(|(p, stance)| StanceRow {
+                id: p.id,
+                text: p.text,
+                stance,
+            })
+            .collect();
+        writer.push(&rows)?;
+        passages += rows.len();
+        batch = super::next_batch(&mut reader)?;
+    }
+    writer.finish()?;
     eprintln!(
-        "stancemap: {} passages scored toward {}",
-        rows.len(),
+        "stancemap: {passages} passages scored toward {}",
         engine.target().name
     );
     Ok(())

@@ -200,7 +200,11 @@ pub fn run(
     opts: &CompareOptions,
     log: &mut dyn FnMut(&str),
 ) -> Result<CompareReport> {
-    let mut passages = read_passages(&opts.workload)?;
+    let mut warnings = Vec::new();
+    let mut passages = read_passages(&opts.workload, &mut warnings)?;
+    for warning in &warnings {
+        log(&format!("warning: {warning}"));
+    }
     passages.truncate(opts.limit.unwrap_or(usize::MAX));
     if passages.is_empty() {
         return Err(Error::Data {

@@ -25,33 +25,107 @@ pub struct Span {
     pub range: Range<usize>,
 }
 
+/// What a stretch of text became: every byte that is not whitespace lies in one
+/// piece, so nothing is dropped without a reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Piece {
+    pub range: Range<usize>,
+    pub kind: PieceKind,
+}
+
+/// The kinds of [`Piece`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum PieceKind {
+    /// A claim, with its cleaned text.
+    Claim(String),
+    /// A Markdown heading line: context for what follows.
+    Heading,
+    /// A short section header before a bullet (`Core Viewpoint`): context.
+    Header,
+    /// A bullet marker (`- `), with the blank stretches between bullets.
+    Marker,
+    /// The connector between two assertions of one sentence (`, while`, `，而`).
+    Connector,
+    /// A sentence or assertion too short to stand as a claim.
+    TooShort,
+}
+
 /// Splits the body `text` (which starts at byte `base` of the article) into claims.
 pub fn claims(text: &str, base: usize) -> Vec<Span> {
+    pieces(text, base)
+        .into_iter()
+        .filter_map(|piece| match piece.kind {
+            PieceKind::Claim(text) => Some(Span {
+                text,
+                range: piece.range,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every piece of the body `text` (which starts at byte `base` of the article),
+/// in order: claims and what was not made a claim, with why.
+pub fn pieces(text: &str, base: usize) -> Vec<Piece> {
     let mut out = Vec::new();
+    let mut push = |range: Range<usize>, kind| {
+        out.push(Piece {
+            range: base + range.start..base + range.end,
+            kind,
+        })
+    };
     for (line_start, line) in lines_with_offsets(text) {
-        // A Markdown heading (`## Section`) is context for what follows, not a claim.
         if heading_text(line) != line.trim() {
+            push(line_start..line_start + line.len(), PieceKind::Heading);
             continue;
         }
+        let mut marked = 0;
         for piece in bullet_pieces(line) {
+            if piece.start > marked {
+                push(
+                    line_start + marked..line_start + piece.start,
+                    PieceKind::Marker,
+                );
+            }
+            marked = piece.end;
             let piece_start = line_start + piece.start;
             let body = strip_header(&line[piece.clone()], piece.end < line.len());
-            let assertions = sentences(body).into_iter().flat_map(|sentence| {
-                let at = sentence.start;
-                assertions::split(&body[sentence])
-                    .into_iter()
-                    .map(move |r| at + r.start..at + r.end)
-            });
-            for assertion in assertions {
-                let (start, end) = (piece_start + assertion.start, piece_start + assertion.end);
-                let cleaned = clean(&text[start..end]);
-                if cleaned.chars().count() >= MIN_CLAIM_CHARS && !is_header(&cleaned) {
-                    out.push(Span {
-                        text: cleaned,
-                        range: base + start..base + end,
-                    });
-                }
+            for (range, kind) in body_pieces(&text[piece_start..piece_start + body.len()]) {
+                push(piece_start + range.start..piece_start + range.end, kind);
             }
+            if body.len() < piece.len() {
+                push(
+                    piece_start + body.len()..line_start + piece.end,
+                    PieceKind::Header,
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The pieces of one bullet's (or line's) body: its sentences' assertions, and
+/// the connectors between them.
+fn body_pieces(body: &str) -> Vec<(Range<usize>, PieceKind)> {
+    let mut out = Vec::new();
+    for sentence in sentences(body) {
+        let at = sentence.start;
+        let mut previous_end = None;
+        for part in assertions::split(&body[sentence]) {
+            let (start, end) = (at + part.start, at + part.end);
+            if let Some(previous) = previous_end.filter(|&p| p < start) {
+                out.push((previous..start, PieceKind::Connector));
+            }
+            previous_end = Some(end);
+            let cleaned = clean(&body[start..end]);
+            let kind = if is_header(&cleaned) {
+                PieceKind::Header
+            } else if cleaned.chars().count() < MIN_CLAIM_CHARS {
+                PieceKind::TooShort
+            } else {
+                PieceKind::Claim(cleaned)
+            };
+            out.push((start..end, kind));
         }
     }
     out
@@ -240,6 +314,35 @@ mod tests {
 
     fn texts(body: &str) -> Vec<String> {
         claims(body, 0).into_iter().map(|s| s.text).collect()
+    }
+
+    #[test]
+    fn what_is_not_a_claim_is_a_piece_with_a_reason() {
+        let body = "## Supply\nCore Viewpoint - China controls most of the refining, while the U.S. has lacked plants for decades. - Ok.";
+        let kinds: Vec<(&str, PieceKind)> = pieces(body, 0)
+            .into_iter()
+            .map(|p| (&body[p.range], p.kind))
+            .collect();
+        let claim = |t: &str| PieceKind::Claim(t.to_string());
+        assert_eq!(
+            kinds,
+            [
+                ("## Supply", PieceKind::Heading),
+                ("Core Viewpoint", PieceKind::Header),
+                (" - ", PieceKind::Marker),
+                (
+                    "China controls most of the refining",
+                    claim("China controls most of the refining")
+                ),
+                (", while ", PieceKind::Connector),
+                (
+                    "the U.S. has lacked plants for decades.",
+                    claim("the U.S. has lacked plants for decades.")
+                ),
+                (" - ", PieceKind::Marker),
+                ("Ok.", PieceKind::TooShort),
+            ]
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde::Serialize;
 pub use model::{Calibration, SameClaimError, SameClaimModel, FORMAT, PROBE_TEXT};
 #[cfg(test)]
 pub(crate) use pairs::numbered_claims;
-pub use pairs::{ClaimPairs, Features, FEATURES};
+pub use pairs::{ClaimPairs, Features, NeighbourSearch, FEATURES};
 
 use crate::neighbours::for_each_row;
 

@@ -14,6 +14,7 @@ use crate::align::LanguageOffset;
 use crate::corpus::Lang;
 use crate::error::Result;
 use crate::neighbours::{approximate_pairs_above, for_each_row, Pair, ANN_NEIGHBOURS, EXACT_LIMIT};
+use crate::observer::{Observer, Silent};
 
 /// The features' names, in the order [`ClaimPairs::features`] gives them.
 pub const FEATURES: [&str; 17] = [
@@ -133,6 +134,25 @@ pub(crate) fn numbered_claims(emb: Array2<f32>) -> ClaimPairs {
     ClaimPairs::new(emb, &texts, &vec![Lang::En; texts.len()], None).expect("exact pairs")
 }
 
+/// How [`ClaimPairs`] finds each claim's neighbours: exact products up to
+/// `exact_limit` claims, the approximate index above it, whose progress
+/// `observer` is told.
+#[derive(Clone, Copy)]
+pub struct NeighbourSearch<'a> {
+    pub exact_limit: usize,
+    pub observer: &'a dyn Observer,
+}
+
+impl Default for NeighbourSearch<'_> {
+    /// [`EXACT_LIMIT`], told to no one.
+    fn default() -> Self {
+        NeighbourSearch {
+            exact_limit: EXACT_LIMIT,
+            observer: &Silent,
+        }
+    }
+}
+
 impl ClaimPairs {
     /// For the claims `texts` in `langs` with embeddings `emb` (unit rows, taken
     /// over as the compared space); the offset moves Chinese rows (none: rows are
@@ -144,17 +164,16 @@ impl ClaimPairs {
         langs: &[Lang],
         offset: Option<&LanguageOffset>,
     ) -> Result<Self> {
-        Self::with_exact_limit(emb, texts, langs, offset, EXACT_LIMIT)
+        Self::with_search(emb, texts, langs, offset, NeighbourSearch::default())
     }
 
-    /// [`new`](Self::new), with neighbours from the approximate index above
-    /// `exact_limit` claims instead of [`EXACT_LIMIT`] (to measure the switch).
-    pub fn with_exact_limit(
+    /// [`new`](Self::new), with neighbours found as `search` says.
+    pub fn with_search(
         emb: Array2<f32>,
         texts: &[&str],
         langs: &[Lang],
         offset: Option<&LanguageOffset>,
-        exact_limit: usize,
+        search: NeighbourSearch,
     ) -> Result<Self> {
         let shares: Vec<f32> = langs.iter().map(|&l| share(l)).collect();
         let dim = emb.ncols();
@@ -168,8 +187,8 @@ impl ClaimPairs {
                 }
             }
         }
-        let candidates = (moved.nrows() > exact_limit)
-            .then(|| approximate_pairs_above(&moved, -1.0, ANN_NEIGHBOURS))
+        let candidates = (moved.nrows() > search.exact_limit)
+            .then(|| approximate_pairs_above(&moved, -1.0, ANN_NEIGHBOURS, search.observer))
             .transpose()?;
         let mean: Array1<f32> = moved
             .mean_axis(Axis(0))

@@ -9,12 +9,19 @@
 //! Prometheus metrics ([`metrics`]). SIGTERM or Ctrl-C stops accepting connections
 //! and finishes the requests in flight, waiting at most the shutdown grace for them
 //! (an idle keep-alive connection cannot hold the process).
+//!
+//! A client must send a request's headers within the header timeout (an idle
+//! keep-alive connection is closed after it too) and its body within the body
+//! timeout (else `408`), so slow or stalled clients cannot hold connections. Each
+//! request has an id (the client's `X-Request-Id` when it is a short token, else a
+//! counter), sent back in `X-Request-Id` and named in the request's log event.
 
 pub mod api;
 pub mod batcher;
 pub mod metrics;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +30,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 
 use crate::embed::Embedder;
@@ -46,6 +56,11 @@ pub struct ServeOptions {
     pub max_request_tokens: usize,
     /// After SIGTERM, how long requests in flight may take before the server stops.
     pub shutdown_grace: Duration,
+    /// How long a client may take to send a request's headers (or, on an idle
+    /// keep-alive connection, to start the next request) before it is closed.
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body (more: 408).
+    pub body_timeout: Duration,
 }
 
 struct AppState {
@@ -55,7 +70,10 @@ struct AppState {
     max_body_bytes: usize,
     max_input_tokens: usize,
     max_request_tokens: usize,
+    body_timeout: Duration,
     metrics: Arc<Metrics>,
+    observer: Arc<dyn Observer>,
+    requests: AtomicU64,
 }
 
 /// Serves on `listener` until SIGTERM or Ctrl-C, then finishes in-flight requests.
@@ -75,6 +93,9 @@ pub async fn serve(
         max_body_bytes: options.max_body_bytes,
         max_input_tokens: options.max_input_tokens,
         max_request_tokens: options.max_request_tokens,
+        body_timeout: options.body_timeout,
+        observer: observer.clone(),
+        requests: AtomicU64::new(0),
     });
     let app = Router::new()
         .route("/v1/embeddings", post(embeddings))
@@ -82,20 +103,32 @@ pub async fn serve(
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics_text))
         .with_state(state);
-    let stopping = Arc::new(tokio::sync::Notify::new());
-    let told = stopping.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal(observer).await;
-        told.notify_one();
-    });
-    let deadline = async {
-        stopping.notified().await;
-        tokio::time::sleep(options.shutdown_grace).await;
-    };
-    tokio::select! {
-        stopped = server => stopped.map_err(|e| Error::Serve(format!("the server stopped: {e}"))),
-        () = deadline => Ok(()),
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(options.header_timeout);
+    let connections = GracefulShutdown::new();
+    let stop = shutdown_signal(observer);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let service = TowerToHyperService::new(app.clone());
+                    let connection = http.serve_connection(TokioIo::new(stream), service);
+                    tokio::spawn(connections.watch(connection));
+                }
+                // Out of file descriptors and the like: pass, and let a connection close.
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            },
+            () = &mut stop => break,
+        }
     }
+    drop(listener);
+    tokio::select! {
+        () = connections.shutdown() => {},
+        () = tokio::time::sleep(options.shutdown_grace) => {},
+    }
+    Ok(())
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
@@ -139,14 +172,10 @@ async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
 
 async fn embeddings(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let started = Instant::now();
-    let seconds = || started.elapsed().as_secs_f64();
-    match embed_request(&state, request).await {
-        Ok(body) => {
-            state.metrics.record(200, body.prompt_tokens(), seconds());
-            Json(body).into_response()
-        }
+    let request_id = request_id(&state, &request);
+    let (status, tokens, mut response) = match embed_request(&state, request).await {
+        Ok(body) => (200, body.prompt_tokens(), Json(body).into_response()),
         Err(e) => {
-            state.metrics.record(e.status, 0, seconds());
             let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
             let mut response = (status, Json(e.body())).into_response();
             if e.status == 503 {
@@ -154,14 +183,53 @@ async fn embeddings(State(state): State<Arc<AppState>>, request: Request) -> Res
                     .headers_mut()
                     .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
             }
-            response
+            (e.status, 0, response)
         }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    state.metrics.record(status, tokens, seconds);
+    if let Ok(value) = header::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    state.observer.event(&Event::Served {
+        request_id,
+        status,
+        tokens,
+        seconds,
+    });
+    response
+}
+
+/// The header that carries a request's id, both ways.
+const REQUEST_ID: &str = "x-request-id";
+
+/// The client's `X-Request-Id` when it is a token of at most 64 characters
+/// (letters, digits, `-_.:`), else the next number of this server's counter.
+fn request_id(state: &AppState, request: &Request) -> String {
+    let given = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            (1..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        });
+    match given {
+        Some(id) => id.to_string(),
+        None => (state.requests.fetch_add(1, Ordering::Relaxed) + 1).to_string(),
     }
 }
 
-/// Reads a body of at most `limit` bytes: a larger declared `Content-Length` is
-/// refused before any of it is read, a larger chunked body once it passes the limit.
-async fn read_body(request: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+/// Reads a body of at most `limit` bytes within `timeout`: a larger declared
+/// `Content-Length` is refused before any of it is read, a larger chunked body once
+/// it passes the limit, a body still arriving at the timeout with `408`.
+async fn read_body(
+    request: Request,
+    limit: usize,
+    timeout: Duration,
+) -> Result<axum::body::Bytes, ApiError> {
     let too_large = || ApiError {
         status: 413,
         message: format!("the request body is larger than {limit} bytes"),
@@ -174,16 +242,25 @@ async fn read_body(request: Request, limit: usize) -> Result<axum::body::Bytes, 
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    axum::body::to_bytes(request.into_body(), limit)
-        .await
-        .map_err(|_| too_large())
+    let read = axum::body::to_bytes(request.into_body(), limit);
+    match tokio::time::timeout(timeout, read).await {
+        Ok(body) => body.map_err(|_| too_large()),
+        Err(_) => Err(ApiError {
+            status: 408,
+            message: format!(
+                "the request body did not arrive within {} s",
+                timeout.as_secs_f64()
+            ),
+            param: None,
+        }),
+    }
 }
 
 async fn embed_request(
     state: &AppState,
     request: Request,
 ) -> Result<api::EmbeddingResponse, ApiError> {
-    let body = read_body(request, state.max_body_bytes).await?;
+    let body = read_body(request, state.max_body_bytes, state.body_timeout).await?;
     let request = api::parse_request(&body, state.max_inputs)?;
     api::check_dimensions(&request, state.embedder.dim())?;
     // Tokenizing thousands of texts takes a while: off the async workers.
