@@ -60,6 +60,26 @@ proptest! {
     }
 
     #[test]
+    fn every_byte_of_an_article_is_a_claim_context_or_boilerplate(
+        title in "[a-zA-Z中国稀土 ]{0,30}",
+        text in news_text(),
+    ) {
+        let mut corpus = Corpus::default();
+        corpus.add_text("a", &format!("Workflow\n{title}\nSource·2025-10-09 12:00\n{text}"));
+        let article = &corpus.articles[0];
+        let mut covered = 0;
+        for piece in article.pieces() {
+            let skipped = article.text.get(covered..piece.range.start);
+            prop_assert!(
+                skipped.is_some_and(|s| s.trim().is_empty()),
+                "{:?} before {:?} is in no piece", skipped, piece
+            );
+            covered = piece.range.end;
+        }
+        prop_assert!(article.text[covered..].trim().is_empty(), "the tail is in no piece");
+    }
+
+    #[test]
     fn every_claim_spans_its_articles_text(text in news_text(), other in news_text()) {
         let mut corpus = Corpus::default();
         corpus.add_text("a", &text);

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use segment::{Piece, PieceKind};
+
 /// Largest decoded article accepted; a bigger one is refused with an error.
 pub const MAX_ARTICLE_BYTES: usize = 8 << 20;
 
@@ -201,26 +203,17 @@ impl Corpus {
     pub fn add(&mut self, mut article: Article) {
         article.id = self.unique_id(&article);
         let before = self.claims.len();
-        let mut spans = Vec::new();
-        let body_start = article.title_span().map_or(0, |(range, body_start)| {
-            spans.push(segment::Span {
-                text: segment::clean(&article.text[range.clone()]),
-                range,
-            });
-            body_start
-        });
-        spans.extend(segment::claims(&article.text[body_start..], body_start));
-        for span in spans {
-            if is_boilerplate(&span.text) || looks_like_byline(&span.text) {
+        for piece in article.pieces() {
+            let PieceKind::Claim(text) = piece.kind else {
                 continue;
-            }
+            };
             self.claims.push(Claim {
                 id: format!("c{}", self.claims.len()),
                 article: article.id.clone(),
-                lang: Lang::detect(&span.text),
-                text: span.text,
-                start: span.range.start,
-                end: span.range.end,
+                lang: Lang::detect(&text),
+                text,
+                start: piece.range.start,
+                end: piece.range.end,
             });
         }
         if self.claims.len() == before {
@@ -234,6 +227,39 @@ impl Corpus {
 }
 
 impl Article {
+    /// Every piece of the text, in order: what precedes the title line (skipped
+    /// site lines), the title, then the body's pieces ([`segment::pieces`]), with
+    /// boilerplate and the byline marked as such. Its claims are the article's.
+    pub fn pieces(&self) -> Vec<Piece> {
+        let mut pieces = Vec::new();
+        let body_start = match self.title_span() {
+            Some((range, body_start)) => {
+                if !self.text[..range.start].trim().is_empty() {
+                    pieces.push(Piece {
+                        range: 0..range.start,
+                        kind: PieceKind::Boilerplate,
+                    });
+                }
+                let title = segment::clean(&self.text[range.clone()]);
+                pieces.push(Piece {
+                    range,
+                    kind: PieceKind::Claim(title),
+                });
+                body_start
+            }
+            None => 0,
+        };
+        pieces.extend(segment::pieces(&self.text[body_start..], body_start));
+        for piece in &mut pieces {
+            if let PieceKind::Claim(text) = &piece.kind {
+                if is_boilerplate(text) || looks_like_byline(text) {
+                    piece.kind = PieceKind::Boilerplate;
+                }
+            }
+        }
+        pieces
+    }
+
     /// The title line's span and where the body starts, when the text starts with
     /// the title (the seed format); `None` when the title came from metadata.
     fn title_span(&self) -> Option<(std::ops::Range<usize>, usize)> {

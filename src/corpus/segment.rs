@@ -48,6 +48,9 @@ pub enum PieceKind {
     Connector,
     /// A sentence or assertion too short to stand as a claim.
     TooShort,
+    /// Site boilerplate or the byline (`Source·date`), as the article reader
+    /// marks them ([`crate::corpus::Article::pieces`]).
+    Boilerplate,
 }
 
 /// Splits the body `text` (which starts at byte `base` of the article) into claims.
