@@ -17,6 +17,7 @@ use crate::cluster::{Agglomerative, Algorithm};
 use crate::corpus::{Corpus, Lang};
 use crate::embed::{EmbedOptions, Embedder, Precision, Role};
 use crate::error::{Error, Result};
+use crate::memory;
 use crate::model;
 use crate::observer::{Event, Observer, Silent};
 use crate::pipeline::{self, ClusterOptions};
@@ -445,6 +446,7 @@ impl Engine {
     /// per claim, as the report lists them), e.g. for
     /// [`tables::write`](crate::tables::write).
     pub fn analyse_keeping_embeddings(&self, corpus: &Corpus) -> Result<(Report, Array2<f32>)> {
+        self.check_fits(corpus)?;
         let emb = self.embed_claims(corpus)?;
         let offset = self.offset_for(corpus)?;
         let same_claim = self.same_claim_model()?;
@@ -475,6 +477,7 @@ impl Engine {
 
     /// The corpus's duplicate claim pairs, most probable first.
     pub fn duplicates(&self, corpus: &Corpus) -> Result<Vec<DuplicateRow>> {
+        self.check_fits(corpus)?;
         let emb = self.embed_claims(corpus)?;
         let offset = self.offset_for(corpus)?;
         let same_claim = self.same_claim_model()?;
@@ -559,6 +562,12 @@ impl Engine {
     }
 
     /// Embeds the claims, telling the observer how many came from the cache.
+    /// Refuses a corpus whose claims would not fit in the memory available now
+    /// ([`memory`](crate::memory)), before any embedding.
+    fn check_fits(&self, corpus: &Corpus) -> Result<()> {
+        memory::check_fits(corpus.claims.len(), self.dim(), memory::available_bytes())
+    }
+
     fn embed_claims(&self, corpus: &Corpus) -> Result<Array2<f32>> {
         let texts: Vec<&str> = corpus.claims.iter().map(|c| c.text.as_str()).collect();
         self.embed(&texts, Role::Passage)

@@ -37,6 +37,13 @@ pub enum Error {
     /// Reading a stance target frame.
     #[error(transparent)]
     Frame(#[from] FrameError),
+    /// The corpus would not fit in memory (checked before embedding).
+    #[error("{claims} claims need about {needed_mib} MiB to analyse (see src/memory.rs for what was measured) and {available_mib} MiB are available; split the corpus or use a machine with more memory")]
+    TooLarge {
+        claims: usize,
+        needed_mib: u64,
+        available_mib: u64,
+    },
     /// Reading or checking the same-claim model.
     #[error(transparent)]
     SameClaim(#[from] SameClaimError),

@@ -38,6 +38,7 @@ mod error;
 pub mod eval;
 pub mod input;
 mod keywords;
+mod memory;
 pub mod model;
 mod money;
 mod neighbours;

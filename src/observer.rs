@@ -135,6 +135,8 @@ pub enum Stage {
     Indexing,
     /// Asking the index for each claim's nearest claims.
     Searching,
+    /// Average linkage over the components of the pairs above the cut.
+    Grouping,
 }
 
 impl fmt::Display for Stage {
@@ -142,6 +144,7 @@ impl fmt::Display for Stage {
         f.write_str(match self {
             Stage::Indexing => "indexing claims",
             Stage::Searching => "finding neighbours",
+            Stage::Grouping => "grouping claims",
         })
     }
 }

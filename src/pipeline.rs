@@ -133,7 +133,7 @@ pub fn analyse(
             cut.min(opts.duplicate_probability)
         });
     let pairs = scorer.pairs_at_least(floor);
-    let clustering = opts.grouping.fit_with_pairs(scorer, &pairs)?;
+    let clustering = opts.grouping.fit_with_pairs(scorer, &pairs, observer)?;
     if !clustering.grouped_on_pairs.is_empty() {
         observer.event(&Event::GroupedOnPairs {
             sizes: clustering.grouped_on_pairs.clone(),

@@ -127,7 +127,7 @@ pub fn run(
     stages.push(clock.stop(log));
 
     let clock = Stopwatch::start("grouping", n, log);
-    let clustering = grouping.fit_with_pairs(&scorer, &found)?;
+    let clustering = grouping.fit_with_pairs(&scorer, &found, observer)?;
     stages.push(clock.stop(log));
 
     let (pair_precision, pair_recall) = pair_agreement(&clustering, &corpus.points);

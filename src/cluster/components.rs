@@ -8,6 +8,9 @@
 //! A component of more than [`MAX_EXACT_COMPONENT`] claims is grouped by
 //! [`sparse_linkage`](super::sparse_linkage) on its pairs at or above the cut.
 
+use rayon::prelude::*;
+
+use crate::observer::{Observer, Stage, StageProgress};
 use crate::same_claim::{PairScorer, ScoredPair};
 
 use super::root;
@@ -56,8 +59,13 @@ pub fn components(n: usize, edges: &[ScoredPair]) -> Vec<Vec<usize>> {
 /// Average linkage on 1 − probability over the claims `scorer` compares, cut at
 /// `cut`, one component of the pairs at or above `cut` at a time; `pairs` holds
 /// every pair at or above `cut` (lower ones are passed over).
-pub fn group(scorer: &PairScorer, pairs: &[ScoredPair], cut: f32) -> ComponentGroups {
-    group_within(scorer, pairs, cut, MAX_EXACT_COMPONENT)
+pub fn group(
+    scorer: &PairScorer,
+    pairs: &[ScoredPair],
+    cut: f32,
+    observer: &dyn Observer,
+) -> ComponentGroups {
+    group_within(scorer, pairs, cut, MAX_EXACT_COMPONENT, observer)
 }
 
 /// [`group`], with components of more than `max_exact` claims grouped on their
@@ -67,6 +75,7 @@ fn group_within(
     pairs: &[ScoredPair],
     cut: f32,
     max_exact: usize,
+    observer: &dyn Observer,
 ) -> ComponentGroups {
     let n = scorer.pairs().len();
     let edges: Vec<ScoredPair> = pairs
@@ -74,27 +83,41 @@ fn group_within(
         .filter(|p| p.probability >= cut)
         .copied()
         .collect();
-    let mut group_of: Vec<usize> = (0..n).collect();
-    let mut approximated = Vec::new();
     let components = components(n, &edges);
+    let in_components = components.iter().map(Vec::len).sum();
+    let progress = StageProgress::new(observer, Stage::Grouping, in_components);
     let mut component_of = vec![usize::MAX; n];
     for (k, rows) in components.iter().enumerate() {
         for &row in rows {
             component_of[row] = k;
         }
     }
-    for (k, rows) in components.iter().enumerate() {
-        let local = if rows.len() <= max_exact {
-            exact_groups(scorer, rows, cut)
-        } else {
-            approximated.push(rows.len());
-            let within = edges.iter().filter(|e| component_of[e.a] == k);
-            sparse_linkage::average_linkage(rows, within, cut)
-        };
-        for (&row, &g) in rows.iter().zip(&local) {
+    // Components are independent: grouped in parallel, each as a whole.
+    let locals: Vec<Vec<usize>> = components
+        .par_iter()
+        .enumerate()
+        .map(|(k, rows)| {
+            let local = if rows.len() <= max_exact {
+                exact_groups(scorer, rows, cut)
+            } else {
+                let within = edges.iter().filter(|e| component_of[e.a] == k);
+                sparse_linkage::average_linkage(rows, within, cut)
+            };
+            progress.advance(rows.len());
+            local
+        })
+        .collect();
+    let mut group_of: Vec<usize> = (0..n).collect();
+    for (rows, local) in components.iter().zip(&locals) {
+        for (&row, &g) in rows.iter().zip(local) {
             group_of[row] = rows[g];
         }
     }
+    let approximated = components
+        .iter()
+        .map(Vec::len)
+        .filter(|&size| size > max_exact)
+        .collect();
     ComponentGroups {
         group_of,
         approximated,
@@ -177,7 +200,7 @@ mod tests {
             for cut in [0.3, 0.5, 0.7] {
                 let all: Vec<usize> = (0..n).collect();
                 let whole = exact_groups(&scorer, &all, cut);
-                let by_parts = group(&scorer, &scorer.pairs_at_least(cut), cut);
+                let by_parts = group(&scorer, &scorer.pairs_at_least(cut), cut, &crate::Silent);
                 assert!(by_parts.approximated.is_empty());
                 assert!(
                     same_partition(&whole, &by_parts.group_of),
@@ -202,7 +225,8 @@ mod tests {
         let model = SameClaimModel::cosine_only(40.0, 0.85);
         let scorer = PairScorer::new(near_duplicate_claims(0.35), &model);
         let n = scorer.pairs().len();
-        let grouped = group_within(&scorer, &scorer.pairs_at_least(0.4), 0.5, 1);
+        let pairs = scorer.pairs_at_least(0.4);
+        let grouped = group_within(&scorer, &pairs, 0.5, 1, &crate::Silent);
         let sizes: Vec<usize> = components(n, &scorer.pairs_at_least(0.5))
             .iter()
             .map(Vec::len)

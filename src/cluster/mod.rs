@@ -23,6 +23,7 @@ use linfa::traits::{Fit, Transformer};
 use linfa::{DatasetBase, ParamGuard};
 use ndarray::Array2;
 
+use crate::observer::{Observer, Silent};
 use crate::same_claim::{PairScorer, ScoredPair};
 
 /// Parameters: merge groups while their pairs' average same-claim probability is
@@ -116,7 +117,7 @@ impl Grouping {
         let pairs = self
             .cut()
             .map_or_else(Vec::new, |cut| scorer.pairs_at_least(cut));
-        self.fit_with_pairs(scorer, &pairs)
+        self.fit_with_pairs(scorer, &pairs, &Silent)
     }
 
     /// The probability average linkage cuts at (`None` for DBSCAN and HDBSCAN,
@@ -130,15 +131,17 @@ impl Grouping {
 
     /// [`fit`](Self::fit) with `pairs` already found: every pair at or above a
     /// probability no higher than the [`cut`](Self::cut), as
-    /// [`PairScorer::pairs_at_least`] lists them.
+    /// [`PairScorer::pairs_at_least`] lists them; `observer` is told the progress
+    /// of average linkage over the components.
     pub fn fit_with_pairs(
         &self,
         scorer: &PairScorer,
         pairs: &[ScoredPair],
+        observer: &dyn Observer,
     ) -> Result<Clustering, ClusterError> {
         let space = scorer.pairs().moved();
         match &self.0 {
-            Algorithm::Agglomerative(a) => Ok(a.linkage(scorer, pairs)),
+            Algorithm::Agglomerative(a) => Ok(a.linkage(scorer, pairs, observer)),
             Algorithm::Dbscan(d) => d.cluster(space),
             Algorithm::Hdbscan(h) => h.cluster(space),
         }
@@ -249,8 +252,13 @@ impl Clustering {
 impl Agglomerative {
     /// Average linkage on 1 − probability, component by component, then
     /// [`refine`]. The parameters are checked by the caller.
-    fn linkage(&self, scorer: &PairScorer, pairs: &[ScoredPair]) -> Clustering {
-        let grouped = components::group(scorer, pairs, self.cut);
+    fn linkage(
+        &self,
+        scorer: &PairScorer,
+        pairs: &[ScoredPair],
+        observer: &dyn Observer,
+    ) -> Clustering {
+        let grouped = components::group(scorer, pairs, self.cut, observer);
         let probability = |a: usize, b: usize| scorer.probability(a, b);
         let refined = refine::refine(
             grouped.group_of,
