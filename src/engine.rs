@@ -438,14 +438,20 @@ impl Engine {
     /// Groups the corpus's claims, lists duplicates and scores every claim's and
     /// group's stance toward the target.
     pub fn analyse(&self, corpus: &Corpus) -> Result<Report> {
-        self.analyse_keeping_embeddings(corpus)
-            .map(|(report, _)| report)
+        self.analyse_with(corpus, false).map(|(report, _)| report)
     }
 
     /// [`analyse`](Self::analyse), also returning the claims' embeddings (a row
     /// per claim, as the report lists them), e.g. for
     /// [`tables::write`](crate::tables::write).
     pub fn analyse_keeping_embeddings(&self, corpus: &Corpus) -> Result<(Report, Array2<f32>)> {
+        let (report, kept) = self.analyse_with(corpus, true)?;
+        Ok((report, kept.expect("kept when asked")))
+    }
+
+    /// [`analyse`](Self::analyse), with a copy of the embeddings when `keep` (the
+    /// pairs take the embeddings over, moving Chinese rows).
+    fn analyse_with(&self, corpus: &Corpus, keep: bool) -> Result<(Report, Option<Array2<f32>>)> {
         self.check_fits(corpus)?;
         let emb = self.embed_claims(corpus)?;
         let offset = self.offset_for(corpus)?;
@@ -458,21 +464,15 @@ impl Engine {
         };
         self.run(|| {
             let observer = self.observer.as_ref();
-            let scorer = PairScorer::new(
-                pipeline::claim_pairs(corpus, emb.clone(), offset, observer)?,
-                same_claim,
-            );
-            pipeline::analyse(
-                corpus,
-                &emb,
-                &scorer,
-                model,
-                stance,
-                &self.options,
-                observer,
-            )
+            let stances = pipeline::claim_stances(corpus, &emb, stance, &self.options);
+            let kept = keep.then(|| emb.clone());
+            let pairs = pipeline::claim_pairs(corpus, emb, offset, observer)?;
+            let scorer = PairScorer::new(pairs, same_claim);
+            let options = &self.options;
+            let report =
+                pipeline::analyse(corpus, stances, &scorer, model, stance, options, observer)?;
+            Ok((report, kept))
         })
-        .map(|report| (report, emb))
     }
 
     /// The corpus's duplicate claim pairs, most probable first.

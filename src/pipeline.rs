@@ -109,22 +109,32 @@ fn duplicates_among(
         .collect()
 }
 
-/// Clusters the claims as `scorer` compares them, scores their stance toward
-/// `stance`'s target and builds the report; tells `observer` of components
-/// grouped approximately.
-pub fn analyse(
+/// Each claim's stance toward `stance`'s target, read in its context (its
+/// embedding `emb`, unmoved, with its neighbours').
+pub fn claim_stances(
     corpus: &Corpus,
     emb: &Array2<f32>,
+    stance: &StanceModel,
+    opts: &ClusterOptions,
+) -> Vec<ClaimStance> {
+    let read = opts
+        .stance_context
+        .apply(emb.view(), &corpus.claim_ranges());
+    stance.score(read.view())
+}
+
+/// Clusters the claims as `scorer` compares them and builds the report with
+/// their `claim_stances` toward `stance`'s target; tells `observer` of
+/// components grouped approximately.
+pub fn analyse(
+    corpus: &Corpus,
+    claim_stances: Vec<ClaimStance>,
     scorer: &PairScorer,
     model: ModelInfo,
     stance: &StanceModel,
     opts: &ClusterOptions,
     observer: &dyn Observer,
 ) -> Result<Report> {
-    let read = opts
-        .stance_context
-        .apply(emb.view(), &corpus.claim_ranges());
-    let claim_stances = stance.score(read.view());
     // One pass over the pairs serves the grouping's components and the duplicates.
     let floor = opts
         .grouping

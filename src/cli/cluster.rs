@@ -58,10 +58,15 @@ pub fn run(args: ClusterArgs) -> Result<()> {
     output::check_dir(&args.output)?;
     let corpus = read_corpus(&args.inputs)?;
     let engine = settings.load()?;
-    let (report, embeddings) = engine.analyse_keeping_embeddings(&corpus)?;
+    // The embeddings are copied only when the table needs them.
+    let (report, embeddings) = if args.parquet_embeddings {
+        let (report, embeddings) = engine.analyse_keeping_embeddings(&corpus)?;
+        (report, Some(embeddings))
+    } else {
+        (engine.analyse(&corpus)?, None)
+    };
     report.write(&args.output)?;
-    let embeddings = args.parquet_embeddings.then_some(&embeddings);
-    tables::write(&report, embeddings, &args.output)?;
+    tables::write(&report, embeddings.as_ref(), &args.output)?;
     eprintln!(
         "stancemap: {} clusters, {} duplicate pairs in {:.1}s → {} (report.json, .md, .html; claims, groups, pairs .parquet)",
         report.clusters.len(),
