@@ -561,13 +561,13 @@ impl Engine {
         &self.observer
     }
 
-    /// Embeds the claims, telling the observer how many came from the cache.
     /// Refuses a corpus whose claims would not fit in the memory available now
     /// ([`memory`](crate::memory)), before any embedding.
     fn check_fits(&self, corpus: &Corpus) -> Result<()> {
         memory::check_fits(corpus.claims.len(), self.dim(), memory::available_bytes())
     }
 
+    /// Embeds the claims, telling the observer how many came from the cache.
     fn embed_claims(&self, corpus: &Corpus) -> Result<Array2<f32>> {
         let texts: Vec<&str> = corpus.claims.iter().map(|c| c.text.as_str()).collect();
         self.embed(&texts, Role::Passage)

@@ -173,11 +173,14 @@ impl FileReader {
             .take(HEAD_BYTES as u64)
             .read_to_end(&mut head)
             .map_err(io)?;
+        // A UTF-8 byte-order mark is no part of the first passage (offsets count it).
+        let bom = if head.starts_with(b"\xEF\xBB\xBF") {
+            3
+        } else {
+            0
+        };
         let lines: Box<dyn BufRead> = if streams_as_utf8(&head) {
-            // A UTF-8 byte-order mark is no part of the first passage.
-            if head.starts_with(b"\xEF\xBB\xBF") {
-                head.drain(..3);
-            }
+            head.drain(..bom);
             Box::new(BufReader::new(Cursor::new(head).chain(source)))
         } else {
             let text = decode_whole(&path, head, source, warnings)?;
@@ -189,7 +192,7 @@ impl FileReader {
             format,
             lines,
             line: 0,
-            offset: 0,
+            offset: bom,
             passages: 0,
             warned_utf8: false,
         })

@@ -12,7 +12,7 @@ use tempfile::NamedTempFile;
 
 use crate::error::{Error, Result};
 
-/// Whether `path` names an output [`write_embeddings`] can write and the folder
+/// Whether `path` names an output [`EmbeddingsWriter`] can write and the folder
 /// it goes to can be written (checked before any work).
 pub fn check_embeddings_path(path: &Path) -> Result<()> {
     embeddings_format(path)?;
@@ -123,26 +123,48 @@ pub fn write_atomically(
     file.commit()
 }
 
-/// Writes `embeddings` (one row per id) to `path`, in the format its extension names.
-pub fn write_embeddings(path: &Path, ids: &[String], embeddings: &Array2<f32>) -> Result<()> {
-    let mut writer = EmbeddingsWriter::create(path, embeddings.ncols())?;
-    writer.push(ids, embeddings)?;
-    writer.finish()
+/// Where a streamed output goes: stdout (`-`), or a file that appears whole only
+/// when finished.
+enum Sink {
+    Stdout(BufWriter<std::io::Stdout>),
+    File(AtomicFile),
+}
+
+impl Sink {
+    fn create(path: &Path) -> Result<Self> {
+        Ok(if path.as_os_str() == "-" {
+            Sink::Stdout(BufWriter::new(std::io::stdout()))
+        } else {
+            Sink::File(AtomicFile::create(path)?)
+        })
+    }
+
+    fn writer(&mut self) -> &mut dyn Write {
+        match self {
+            Sink::Stdout(out) => out,
+            Sink::File(file) => file.writer(),
+        }
+    }
+
+    /// Flushes stdout, or renames the file into place.
+    fn finish(self) -> Result<()> {
+        match self {
+            Sink::Stdout(mut out) => out
+                .flush()
+                .map_err(|e| Error::io(Path::new("stdout"), "cannot write", e)),
+            Sink::File(file) => file.commit(),
+        }
+    }
 }
 
 /// Embeddings written batch by batch to `.npy`, `.jsonl` or stdout (`-`); a file
 /// appears, whole, only at [`finish`](Self::finish).
 pub struct EmbeddingsWriter {
-    target: Target,
+    sink: Sink,
+    npy: bool,
     path: PathBuf,
     dim: usize,
     rows: usize,
-}
-
-enum Target {
-    Stdout(BufWriter<std::io::Stdout>),
-    JsonLines(AtomicFile),
-    Npy(AtomicFile),
 }
 
 /// Every `.npy` header this writer makes has this length, so the one written
@@ -152,20 +174,16 @@ const NPY_HEADER_BYTES: usize = 128;
 impl EmbeddingsWriter {
     /// Starts writing rows of width `dim` to `path`.
     pub fn create(path: &Path, dim: usize) -> Result<Self> {
-        let target = match embeddings_format(path)? {
-            EmbeddingsFormat::Stdout => Target::Stdout(BufWriter::new(std::io::stdout())),
-            EmbeddingsFormat::JsonLines => Target::JsonLines(AtomicFile::create(path)?),
-            EmbeddingsFormat::Npy => {
-                let mut file = AtomicFile::create(path)?;
-                let header = npy_header(0, dim);
-                file.writer()
-                    .write_all(&header)
-                    .map_err(|e| Error::io(path, "cannot write", e))?;
-                Target::Npy(file)
-            }
-        };
+        let npy = matches!(embeddings_format(path)?, EmbeddingsFormat::Npy);
+        let mut sink = Sink::create(path)?;
+        if npy {
+            sink.writer()
+                .write_all(&npy_header(0, dim))
+                .map_err(|e| Error::io(path, "cannot write", e))?;
+        }
         Ok(EmbeddingsWriter {
-            target,
+            sink,
+            npy,
             path: path.to_path_buf(),
             dim,
             rows: 0,
@@ -176,32 +194,28 @@ impl EmbeddingsWriter {
     pub fn push(&mut self, ids: &[String], embeddings: &Array2<f32>) -> Result<()> {
         assert_eq!(ids.len(), embeddings.nrows(), "one id per row");
         assert_eq!(embeddings.ncols(), self.dim, "rows of the declared width");
-        let written = match &mut self.target {
-            Target::Stdout(out) => write_jsonl(out, ids, embeddings),
-            Target::JsonLines(file) => write_jsonl(file.writer(), ids, embeddings),
-            Target::Npy(file) => embeddings
+        let out = self.sink.writer();
+        let written = if self.npy {
+            embeddings
                 .iter()
-                .try_for_each(|v| file.writer().write_all(&v.to_le_bytes())),
+                .try_for_each(|v| out.write_all(&v.to_le_bytes()))
+        } else {
+            write_jsonl(out, ids, embeddings)
         };
         self.rows += ids.len();
         written.map_err(|e| Error::io(&self.path, "cannot write", e))
     }
 
-    /// Completes the output: the `.npy` header gets the row count, a file is
-    /// renamed into place, stdout is flushed.
-    pub fn finish(self) -> Result<()> {
-        let fail = |e| Error::io(&self.path, "cannot write", e);
-        match self.target {
-            Target::Stdout(mut out) => out.flush().map_err(fail),
-            Target::JsonLines(file) => file.commit(),
-            Target::Npy(mut file) => {
-                let out = file.writer();
-                out.seek(SeekFrom::Start(0))
-                    .and_then(|_| out.write_all(&npy_header(self.rows, self.dim)))
-                    .map_err(fail)?;
-                file.commit()
-            }
+    /// Completes the output: the `.npy` header gets the row count, then the file
+    /// is renamed into place (or stdout flushed).
+    pub fn finish(mut self) -> Result<()> {
+        if let (true, Sink::File(file)) = (self.npy, &mut self.sink) {
+            let out = file.writer();
+            out.seek(SeekFrom::Start(0))
+                .and_then(|_| out.write_all(&npy_header(self.rows, self.dim)))
+                .map_err(|e| Error::io(&self.path, "cannot write", e))?;
         }
+        self.sink.finish()
     }
 }
 
@@ -220,35 +234,22 @@ fn npy_header(rows: usize, dim: usize) -> Vec<u8> {
 /// Rows written batch by batch as JSON lines to a file (whole, only at
 /// [`finish`](Self::finish)) or to stdout (`-`).
 pub struct JsonLinesWriter {
-    out: LinesTarget,
+    sink: Sink,
     path: PathBuf,
-}
-
-enum LinesTarget {
-    Stdout(BufWriter<std::io::Stdout>),
-    File(AtomicFile),
 }
 
 impl JsonLinesWriter {
     /// Starts writing `path`, or stdout when it is `-`.
     pub fn create(path: &Path) -> Result<Self> {
-        let out = if path.as_os_str() == "-" {
-            LinesTarget::Stdout(BufWriter::new(std::io::stdout()))
-        } else {
-            LinesTarget::File(AtomicFile::create(path)?)
-        };
         Ok(JsonLinesWriter {
-            out,
+            sink: Sink::create(path)?,
             path: path.to_path_buf(),
         })
     }
 
     /// Writes one line per row.
     pub fn push<T: serde::Serialize>(&mut self, rows: &[T]) -> Result<()> {
-        let out: &mut dyn Write = match &mut self.out {
-            LinesTarget::Stdout(out) => out,
-            LinesTarget::File(file) => file.writer(),
-        };
+        let out = self.sink.writer();
         rows.iter()
             .try_for_each(|row| {
                 serde_json::to_writer(&mut *out, row)?;
@@ -259,12 +260,7 @@ impl JsonLinesWriter {
 
     /// Flushes stdout, or renames the file into place.
     pub fn finish(self) -> Result<()> {
-        match self.out {
-            LinesTarget::Stdout(mut out) => out
-                .flush()
-                .map_err(|e| Error::io(Path::new("stdout"), "cannot write", e)),
-            LinesTarget::File(file) => file.commit(),
-        }
+        self.sink.finish()
     }
 }
 

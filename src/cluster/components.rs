@@ -86,22 +86,16 @@ fn group_within(
     let components = components(n, &edges);
     let in_components = components.iter().map(Vec::len).sum();
     let progress = StageProgress::new(observer, Stage::Grouping, in_components);
-    let mut component_of = vec![usize::MAX; n];
-    for (k, rows) in components.iter().enumerate() {
-        for &row in rows {
-            component_of[row] = k;
-        }
-    }
+    let edges_within = edges_of_large(n, &components, &edges, max_exact);
     // Components are independent: grouped in parallel, each as a whole.
     let locals: Vec<Vec<usize>> = components
         .par_iter()
-        .enumerate()
-        .map(|(k, rows)| {
+        .zip(&edges_within)
+        .map(|(rows, within)| {
             let local = if rows.len() <= max_exact {
                 exact_groups(scorer, rows, cut)
             } else {
-                let within = edges.iter().filter(|e| component_of[e.a] == k);
-                sparse_linkage::average_linkage(rows, within, cut)
+                sparse_linkage::average_linkage(rows, within.iter(), cut)
             };
             progress.advance(rows.len());
             local
@@ -122,6 +116,30 @@ fn group_within(
         group_of,
         approximated,
     }
+}
+
+/// The edges inside each component (of `n` rows' components) of more than
+/// `max_exact` claims, which are grouped on their edges, sorted out in one pass;
+/// empty for the others.
+fn edges_of_large(
+    n: usize,
+    components: &[Vec<usize>],
+    edges: &[ScoredPair],
+    max_exact: usize,
+) -> Vec<Vec<ScoredPair>> {
+    let mut large_of = vec![usize::MAX; n];
+    for (k, rows) in components.iter().enumerate() {
+        if rows.len() > max_exact {
+            rows.iter().for_each(|&row| large_of[row] = k);
+        }
+    }
+    let mut within = vec![Vec::new(); components.len()];
+    for e in edges {
+        if large_of[e.a] != usize::MAX {
+            within[large_of[e.a]].push(*e);
+        }
+    }
+    within
 }
 
 /// Exact average linkage of `rows` (kodama on their condensed matrix), cut at
