@@ -17,6 +17,7 @@ use crate::cluster::{Agglomerative, Algorithm};
 use crate::corpus::{Corpus, Lang};
 use crate::embed::{EmbedOptions, Embedder, Precision, Role};
 use crate::error::{Error, Result};
+use crate::eval::TrainingPair;
 use crate::memory;
 use crate::model;
 use crate::observer::{Event, Observer, Silent};
@@ -24,6 +25,7 @@ use crate::pipeline::{self, ClusterOptions};
 use crate::report::{DuplicateRow, ModelInfo, Report};
 use crate::same_claim::{PairScorer, SameClaimModel, PROBE_TEXT};
 use crate::stance::{ClaimStance, Context, Frame, ScorerKind, StanceModel, DEFAULT_FRAME};
+use crate::tune::{self, Adapter, TrainEvent, TrainOptions};
 
 /// Default duplicate threshold (same-claim probability), chosen on the
 /// evaluation data (README).
@@ -86,6 +88,7 @@ pub struct EngineBuilder {
     stance_context: Context,
     alignment: AlignmentSource,
     same_claim: SameClaimSource,
+    adapter: Option<PathBuf>,
     observer: Arc<dyn Observer>,
 }
 
@@ -105,6 +108,7 @@ impl Default for EngineBuilder {
             stance_context: Context::DEFAULT,
             alignment: AlignmentSource::Default,
             same_claim: SameClaimSource::Default,
+            adapter: None,
             observer: Arc::new(Silent),
         }
     }
@@ -196,6 +200,13 @@ impl EngineBuilder {
         self
     }
 
+    /// An adapter file (from `stancemap eval fit-adapter`) merged into the
+    /// encoder's weights at load. Default: none, the encoder as published.
+    pub fn adapter(mut self, path: impl Into<PathBuf>) -> Self {
+        self.adapter = Some(path.into());
+        self
+    }
+
     /// Receives progress and notices (default: [`Silent`]).
     pub fn observer(mut self, observer: impl Observer + 'static) -> Self {
         self.observer = Arc::new(observer);
@@ -247,6 +258,10 @@ impl EngineBuilder {
                 origin: path.display().to_string(),
             },
         };
+        let adapter = match &self.adapter {
+            Some(path) => Some((Arc::new(Adapter::load(path)?), path.clone())),
+            None => None,
+        };
         let pool = self
             .threads
             .map(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build())
@@ -260,7 +275,9 @@ impl EngineBuilder {
             embed: EmbedOptions {
                 precision: self.precision,
                 batch_size: self.batch_size,
+                adapter: adapter.as_ref().map(|(a, _)| a.clone()),
             },
+            adapter_file: adapter.map(|(_, path)| path),
             pool,
             cache: self.cache,
             frame,
@@ -289,6 +306,8 @@ impl EngineBuilder {
 pub struct EngineSettings {
     model: Option<PathBuf>,
     embed: EmbedOptions,
+    /// The adapter's file (its bytes are part of the cache's identity).
+    adapter_file: Option<PathBuf>,
     pool: Option<rayon::ThreadPool>,
     cache: CacheLocation,
     frame: Frame,
@@ -303,6 +322,9 @@ impl EngineSettings {
     /// Loads (or fetches) the model and opens the cache.
     pub fn load(self) -> Result<Engine> {
         let files = model::resolve(self.model.as_deref(), self.observer.as_ref())?;
+        if let (Some(adapter), Some(path)) = (&self.embed.adapter, &self.adapter_file) {
+            adapter.check_model(&files.id, path)?;
+        }
         let embedder = Embedder::load(files, self.embed.clone())?;
         let cache = self.open_cache(&embedder)?;
         Ok(Engine {
@@ -331,6 +353,7 @@ impl EngineSettings {
         let files = embedder.files();
         let config = files.dir.join("config.json");
         let mut identity = vec![config.as_path(), &files.tokenizer, &files.weights];
+        identity.extend(self.adapter_file.as_deref());
         if embedder.options().precision == Precision::Q4 {
             identity.extend(files.q4_weights.as_deref());
         }
@@ -549,6 +572,32 @@ impl Engine {
     pub fn probe(&self) -> Result<Vec<f32>> {
         let (emb, _) = self.embed_counted(&[PROBE_TEXT], Role::Passage)?;
         Ok(emb.row(0).to_vec())
+    }
+
+    /// Trains a low-rank adapter for this engine's encoder on labelled pairs
+    /// ([`tune`](crate::tune)); the engine must run the untuned encoder at f32.
+    pub fn train_adapter(
+        &self,
+        pairs: &[TrainingPair],
+        options: &TrainOptions,
+        trained_by: &str,
+        report: &mut (dyn FnMut(TrainEvent) + Send),
+    ) -> Result<Adapter> {
+        if self.embedder.options().adapter.is_some() {
+            return Err(Error::Invalid {
+                option: "the adapter",
+                why: "is trained on the untuned encoder: run without --adapter".into(),
+            });
+        }
+        if self.precision() != Precision::F32 {
+            return Err(Error::Invalid {
+                option: "the precision",
+                why: "an adapter is trained on the f32 encoder".into(),
+            });
+        }
+        let weights = crate::embed::encoder::open_weights(self.embedder.files())?;
+        self.run(|| tune::train(&self.embedder, &weights, pairs, options, trained_by, report))
+            .map_err(|e| Error::Train(e.to_string()))
     }
 
     /// The encoder, for the server and the side-by-side benchmark.

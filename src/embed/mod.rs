@@ -9,12 +9,15 @@ mod linear;
 mod packed;
 mod skinny;
 
+use std::sync::Arc;
+
 use ndarray::Array2;
 use tokenizers::Tokenizer;
 
 pub use encoder::{Encoder, Precision, TokenBatch};
 
 use crate::model::{ModelError, ModelFiles};
+use crate::tune::Adapter;
 
 /// Errors while embedding.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +45,8 @@ pub struct EmbedOptions {
     pub precision: Precision,
     /// Sequences per batch.
     pub batch_size: usize,
+    /// Low-rank updates merged into the weights at load ([`crate::tune`]).
+    pub adapter: Option<Arc<Adapter>>,
 }
 
 impl Default for EmbedOptions {
@@ -49,6 +54,7 @@ impl Default for EmbedOptions {
         Self {
             precision: Precision::F32,
             batch_size: 32,
+            adapter: None,
         }
     }
 }
@@ -81,7 +87,7 @@ impl Embedder {
         tokenizer
             .with_truncation(None)
             .map_err(|e| EmbedError::Tokenize(e.to_string()))?;
-        let encoder = Encoder::load(&files, options.precision)?;
+        let encoder = Encoder::load(&files, options.precision, options.adapter.as_deref())?;
         Ok(Self {
             tokenizer,
             encoder,
@@ -98,6 +104,11 @@ impl Embedder {
     /// Embedding width.
     pub fn dim(&self) -> usize {
         self.encoder.hidden
+    }
+
+    /// The encoder itself.
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
     }
 
     /// The model's files.

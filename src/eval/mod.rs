@@ -207,6 +207,34 @@ pub fn labelled_pairs(
     })
 }
 
+/// A labelled pair for training the encoder: its texts, whether they state the
+/// same claim (as [`labelled_pairs`] decides) and whether the row is in the part
+/// kept apart (never trained on).
+pub struct TrainingPair {
+    pub set: String,
+    pub texts: (String, String),
+    pub same: bool,
+    pub kept_apart: bool,
+}
+
+/// Reads a pair set's rows as [`labelled_pairs`] does, without embedding them.
+pub fn training_pairs(path: &Path, held_out: &HashSet<&str>) -> Result<Vec<TrainingPair>> {
+    let text = read_set(path)?;
+    let rows = read_pairs(path, &text, held_out)?;
+    let labels: Vec<f64> = rows.iter().map(|r| r.2).collect();
+    let positive_at = positive_at(&labels);
+    Ok(rows
+        .iter()
+        .filter(|r| positive_at != 4.0 || r.2 >= 4.0 || r.2 <= 2.0)
+        .map(|r| TrainingPair {
+            set: set_name(path),
+            texts: (r.0.to_string(), r.1.to_string()),
+            same: r.2 >= positive_at,
+            kept_apart: in_calibration_part(r.0),
+        })
+        .collect())
+}
+
 /// Reads a TSV pair set (`text1 text2 label`), embeds its texts and scores each
 /// pair's same-claim probability, the set's texts being its corpus.
 pub fn pairs(path: &Path, embed: &mut EmbedPassages, opts: &EvalOptions) -> Result<PairScores> {
