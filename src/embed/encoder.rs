@@ -333,11 +333,6 @@ impl Encoder {
         Ok(x)
     }
 
-    /// The number of layers.
-    pub fn depth(&self) -> usize {
-        self.layers.len()
-    }
-
     /// Runs the batch's sequences and returns, per sequence, the mean of its
     /// last hidden states (row-major `[sequences, hidden]`).
     pub fn mean_pooled(&self, tokens: &TokenBatch) -> Result<Vec<f32>> {
