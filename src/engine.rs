@@ -5,6 +5,7 @@
 //! [`EngineBuilder::build`] checks every option and reads every file it names
 //! before the model is loaded, so bad input fails in milliseconds.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -66,6 +67,54 @@ pub enum SameClaimSource {
     File(PathBuf),
 }
 
+/// Which low-rank adapter, if any, is merged into the encoder's weights.
+#[derive(Debug, Clone)]
+pub enum AdapterSource {
+    /// The encoder as published (the vectors every other engine gives).
+    None,
+    /// The built-in `models/adapter/e5-small-claims.safetensors`, tuned for
+    /// telling claims apart (README, *Tuning the encoder for claims*); applied to
+    /// multilingual-e5-small, and left out for any other model.
+    ForClaims,
+    /// A file written by `stancemap eval fit-adapter`.
+    File(PathBuf),
+}
+
+/// An adapter read: where from, whether it is the built-in one, and the sha256 of
+/// its bytes (part of the cache's identity and of the same-claim model's).
+struct AdapterRead {
+    adapter: Arc<Adapter>,
+    origin: PathBuf,
+    built_in: bool,
+    bytes: Cow<'static, [u8]>,
+}
+
+impl AdapterSource {
+    fn read(&self) -> Result<Option<AdapterRead>> {
+        let (bytes, origin, built_in): (Cow<'static, [u8]>, _, _) = match self {
+            AdapterSource::None => return Ok(None),
+            AdapterSource::ForClaims => (
+                Cow::Borrowed(tune::FOR_CLAIMS),
+                PathBuf::from(format!("built-in {}", tune::FOR_CLAIMS_PATH)),
+                true,
+            ),
+            AdapterSource::File(path) => {
+                let bytes = std::fs::read(path).map_err(|e| tune::AdapterError::Bad {
+                    path: path.clone(),
+                    why: e.to_string(),
+                })?;
+                (Cow::Owned(bytes), path.clone(), false)
+            }
+        };
+        Ok(Some(AdapterRead {
+            adapter: Arc::new(Adapter::from_bytes(&bytes, &origin)?),
+            origin,
+            built_in,
+            bytes,
+        }))
+    }
+}
+
 /// A same-claim model read, and where from.
 struct PairModel {
     model: SameClaimModel,
@@ -88,7 +137,7 @@ pub struct EngineBuilder {
     stance_context: Context,
     alignment: AlignmentSource,
     same_claim: SameClaimSource,
-    adapter: Option<PathBuf>,
+    adapter: AdapterSource,
     observer: Arc<dyn Observer>,
 }
 
@@ -108,7 +157,7 @@ impl Default for EngineBuilder {
             stance_context: Context::DEFAULT,
             alignment: AlignmentSource::Default,
             same_claim: SameClaimSource::Default,
-            adapter: None,
+            adapter: AdapterSource::ForClaims,
             observer: Arc::new(Silent),
         }
     }
@@ -200,10 +249,11 @@ impl EngineBuilder {
         self
     }
 
-    /// An adapter file (from `stancemap eval fit-adapter`) merged into the
-    /// encoder's weights at load. Default: none, the encoder as published.
-    pub fn adapter(mut self, path: impl Into<PathBuf>) -> Self {
-        self.adapter = Some(path.into());
+    /// Which adapter is merged into the encoder's weights at load. Default: the
+    /// built-in one for claims ([`AdapterSource::ForClaims`]); choose
+    /// [`AdapterSource::None`] for the vectors the published model gives.
+    pub fn adapter(mut self, source: AdapterSource) -> Self {
+        self.adapter = source;
         self
     }
 
@@ -249,19 +299,20 @@ impl EngineBuilder {
         };
         let alignment = self.read_alignment()?;
         let same_claim = match &self.same_claim {
-            SameClaimSource::Default => PairModel {
+            SameClaimSource::Default if matches!(self.adapter, AdapterSource::None) => PairModel {
                 model: SameClaimModel::built_in(),
-                origin: "the built-in models/same-claim/e5-small.json".into(),
+                origin: "built-in models/same-claim/e5-small.json".into(),
+            },
+            SameClaimSource::Default => PairModel {
+                model: SameClaimModel::built_in_for_claims(),
+                origin: "built-in models/same-claim/e5-small-claims.json".into(),
             },
             SameClaimSource::File(path) => PairModel {
                 model: SameClaimModel::load(path)?,
                 origin: path.display().to_string(),
             },
         };
-        let adapter = match &self.adapter {
-            Some(path) => Some((Arc::new(Adapter::load(path)?), path.clone())),
-            None => None,
-        };
+        let adapter = self.adapter.read()?;
         let pool = self
             .threads
             .map(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build())
@@ -275,9 +326,9 @@ impl EngineBuilder {
             embed: EmbedOptions {
                 precision: self.precision,
                 batch_size: self.batch_size,
-                adapter: adapter.as_ref().map(|(a, _)| a.clone()),
+                adapter: None,
             },
-            adapter_file: adapter.map(|(_, path)| path),
+            adapter,
             pool,
             cache: self.cache,
             frame,
@@ -305,9 +356,9 @@ impl EngineBuilder {
 /// is all that is left.
 pub struct EngineSettings {
     model: Option<PathBuf>,
+    /// Everything but the adapter, which is added once the model is known.
     embed: EmbedOptions,
-    /// The adapter's file (its bytes are part of the cache's identity).
-    adapter_file: Option<PathBuf>,
+    adapter: Option<AdapterRead>,
     pool: Option<rayon::ThreadPool>,
     cache: CacheLocation,
     frame: Frame,
@@ -320,13 +371,26 @@ pub struct EngineSettings {
 
 impl EngineSettings {
     /// Loads (or fetches) the model and opens the cache.
-    pub fn load(self) -> Result<Engine> {
+    pub fn load(mut self) -> Result<Engine> {
         let files = model::resolve(self.model.as_deref(), self.observer.as_ref())?;
-        if let (Some(adapter), Some(path)) = (&self.embed.adapter, &self.adapter_file) {
-            adapter.check_model(&files.id, path)?;
+        let adapter = match self.adapter.take() {
+            Some(read) if read.built_in && read.adapter.encoder != files.id => None,
+            other => other,
+        };
+        if let Some(read) = &adapter {
+            read.adapter.check_model(&files.id, &read.origin)?;
         }
-        let embedder = Embedder::load(files, self.embed.clone())?;
-        let cache = self.open_cache(&embedder)?;
+        let embed = EmbedOptions {
+            adapter: adapter.as_ref().map(|read| read.adapter.clone()),
+            ..self.embed.clone()
+        };
+        let adapter_bytes = adapter.as_ref().map(|read| read.bytes.as_ref());
+        let embedder = Embedder::load(files, embed)?;
+        let cache = self.open_cache(&embedder, adapter_bytes)?;
+        let adapter = adapter.map(|read| AdapterIdentity {
+            origin: read.origin.display().to_string(),
+            sha256: hex_sha256(&read.bytes),
+        });
         Ok(Engine {
             embedder: Arc::new(embedder),
             cache: cache.map(Mutex::new),
@@ -339,11 +403,18 @@ impl EngineSettings {
             offset: OnceLock::new(),
             same_claim: self.same_claim,
             same_claim_checked: OnceLock::new(),
+            adapter,
             observer: self.observer,
         })
     }
 
-    fn open_cache(&self, embedder: &Embedder) -> Result<Option<EmbeddingCache>> {
+    /// Opens the cache of this model identity: its files, `adapter` (the bytes of
+    /// the adapter merged in, if any), the precision and the kernel path.
+    fn open_cache(
+        &self,
+        embedder: &Embedder,
+        adapter: Option<&[u8]>,
+    ) -> Result<Option<EmbeddingCache>> {
         let dir = match &self.cache {
             CacheLocation::Off => return Ok(None),
             CacheLocation::Default => std::env::var_os("STANCEMAP_CACHE")
@@ -353,12 +424,12 @@ impl EngineSettings {
         let files = embedder.files();
         let config = files.dir.join("config.json");
         let mut identity = vec![config.as_path(), &files.tokenizer, &files.weights];
-        identity.extend(self.adapter_file.as_deref());
         if embedder.options().precision == Precision::Q4 {
             identity.extend(files.q4_weights.as_deref());
         }
         let fingerprint = cache::fingerprint(
             &identity,
+            adapter,
             &embedder.options().precision.to_string(),
             &crate::embed::isa::features().describe(),
         )?;
@@ -406,7 +477,25 @@ pub struct Engine {
     offset: OnceLock<Option<LanguageOffset>>,
     same_claim: PairModel,
     same_claim_checked: OnceLock<()>,
+    /// The adapter merged into the encoder, if any.
+    adapter: Option<AdapterIdentity>,
     observer: Arc<dyn Observer>,
+}
+
+/// Where an adapter merged into the encoder came from, and the sha256 (hex) of
+/// its bytes.
+struct AdapterIdentity {
+    origin: String,
+    sha256: String,
+}
+
+/// The sha256 of `bytes` in hex.
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl Engine {
@@ -484,6 +573,7 @@ impl Engine {
             id: self.model_id().to_string(),
             dim: self.dim(),
             precision: self.precision().to_string(),
+            adapter: self.adapter.as_ref().map(|a| a.origin.clone()),
         };
         self.run(|| {
             let observer = self.observer.as_ref();
@@ -562,10 +652,17 @@ impl Engine {
         if self.same_claim_checked.get().is_none() {
             let probe = self.probe()?;
             let pair = &self.same_claim;
-            pair.model.check_encoder(&probe, &pair.origin)?;
+            let adapter = self.adapter_digest();
+            pair.model.check_encoder(&probe, adapter, &pair.origin)?;
             self.same_claim_checked.get_or_init(|| ());
         }
         Ok(&self.same_claim.model)
+    }
+
+    /// The sha256 (hex) of the adapter merged into the encoder; `None` when it
+    /// runs as published.
+    pub fn adapter_digest(&self) -> Option<&str> {
+        self.adapter.as_ref().map(|a| a.sha256.as_str())
     }
 
     /// The embedding of the same-claim model's probe sentence under this encoder.
@@ -586,7 +683,7 @@ impl Engine {
         if self.embedder.options().adapter.is_some() {
             return Err(Error::Invalid {
                 option: "the adapter",
-                why: "is trained on the untuned encoder: run without --adapter".into(),
+                why: "is trained on the untuned encoder: run with --adapter none".into(),
             });
         }
         if self.precision() != Precision::F32 {

@@ -45,6 +45,14 @@ pub enum Error {
         needed_mib: u64,
         available_mib: u64,
     },
+    /// The disk has no room for the vectors about to be stored (checked before embedding).
+    #[error("{path}: storing {records} new vectors needs {needed_mib} MiB and the disk has {available_mib} MiB free; free some space, point STANCEMAP_CACHE at a folder on a larger disk, or run with --no-cache")]
+    NoSpace {
+        path: PathBuf,
+        records: usize,
+        needed_mib: u64,
+        available_mib: u64,
+    },
     /// Reading or checking the same-claim model.
     #[error(transparent)]
     SameClaim(#[from] SameClaimError),

@@ -45,6 +45,7 @@ mod neighbours;
 mod observer;
 pub mod output;
 mod pipeline;
+mod random;
 pub mod report;
 pub mod same_claim;
 pub mod serve;
@@ -56,8 +57,8 @@ pub use cluster::{Agglomerative, Algorithm, Dbscan, Hdbscan};
 pub use corpus::Corpus;
 pub use embed::{Precision, Role};
 pub use engine::{
-    AlignmentSource, CacheLocation, Engine, EngineBuilder, EngineSettings, SameClaimSource,
-    DEFAULT_CUT, DEFAULT_DUPLICATE_THRESHOLD, DEFAULT_MAX_DISTANCE,
+    AdapterSource, AlignmentSource, CacheLocation, Engine, EngineBuilder, EngineSettings,
+    SameClaimSource, DEFAULT_CUT, DEFAULT_DUPLICATE_THRESHOLD, DEFAULT_MAX_DISTANCE,
 };
 pub use error::{Error, Result};
 pub use observer::{Event, Observer, Silent, Stage};

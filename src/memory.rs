@@ -3,8 +3,9 @@
 //!
 //! The estimate is what was measured: `stancemap bench scale` at 1,000,000 claims
 //! peaked at 3,248 MiB through neighbours and grouping (about 3.4 KB a claim, one
-//! copy of the vectors included); `cluster` also keeps the vectors in the
-//! embedding cache and a copy for stance, and the texts and report rows; the model
+//! copy of the vectors included); `cluster` also keeps a copy of the vectors for
+//! stance (the embedding cache is memory-mapped, not copied into memory), and the
+//! texts and report rows; the model
 //! takes about 1.3 GiB at f32 (`/usr/bin/time` on `stancemap embed`).
 
 use crate::error::{Error, Result};
@@ -19,7 +20,7 @@ const FIXED_BYTES: u64 = 3 << 29;
 /// The estimated peak memory of analysing `claims` claims with vectors of width
 /// `dim`, in bytes.
 pub fn estimated_bytes(claims: usize, dim: usize) -> u64 {
-    let vectors = 2 * dim as u64 * 4;
+    let vectors = dim as u64 * 4;
     FIXED_BYTES + claims as u64 * (NEIGHBOURS_AND_GROUPING_BYTES + vectors + TEXT_AND_REPORT_BYTES)
 }
 
@@ -58,7 +59,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            refused.contains("10000000 claims need about 73080 MiB")
+            refused.contains("10000000 claims need about 58432 MiB")
                 && refused.contains("24576 MiB are available"),
             "{refused}"
         );

@@ -158,13 +158,8 @@ pub fn approximate_pairs_above(
 /// each copy moved by uniform noise of width `noise` (for tests).
 #[cfg(test)]
 pub(crate) fn near_duplicates(groups: usize, size: usize, dim: usize, noise: f32) -> Array2<f32> {
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut uniform = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f32 / (1u64 << 53) as f32 - 0.5
-    };
+    let mut random = crate::random::uniform_from(0x2545_f491_4f6c_dd1d);
+    let mut uniform = move || random() - 0.5;
     let mut emb = Array2::zeros((groups * size, dim));
     for g in 0..groups {
         let centre: Vec<f32> = (0..dim).map(|_| uniform()).collect();

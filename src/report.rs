@@ -1,4 +1,4 @@
-//! The report: `report.json` (the contract in docs/ARCHITECTURE.md, version 3),
+//! The report: `report.json` (the contract in docs/ARCHITECTURE.md),
 //! `report.md` (clusters largest first) and `report.html` (one self-contained
 //! page: a 2-D map of the claims coloured by cluster, text on hover, and the list).
 
@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::stance::{ClaimStance, ClusterStance, Label};
 
 /// The version of the `report.json` contract (docs/ARCHITECTURE.md).
-pub const REPORT_VERSION: u32 = 4;
+pub const REPORT_VERSION: u32 = 5;
 
 /// Everything `stancemap cluster` found.
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +36,9 @@ pub struct ModelInfo {
     pub id: String,
     pub dim: usize,
     pub precision: String,
+    /// The adapter merged into the encoder's weights (`built-in …` or a file), or
+    /// `None` for the encoder as published.
+    pub adapter: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -202,7 +205,7 @@ impl Report {
     pub fn markdown(&self) -> String {
         let counts = self.stance_counts();
         let mut md = format!(
-            "# stancemap report\n\n{} articles, {} claims, {} clusters spanning articles or repeating a claim, {} duplicate pairs. Model: {} ({}).\n\n\
+            "# stancemap report\n\n{} articles, {} claims, {} clusters spanning articles or repeating a claim, {} duplicate pairs. Model: {} ({}{}).\n\n\
 Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} scorer).\n\n",
             self.articles.len(),
             self.claims.len(),
@@ -210,6 +213,10 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
             self.duplicates.len(),
             self.model.id,
             self.model.precision,
+            self.model
+                .adapter
+                .as_deref()
+                .map_or(String::new(), |a| format!(", adapter {a}")),
             self.target.name,
             self.target.description,
             counts[0],
@@ -681,6 +688,7 @@ mod tests {
                 id: "m".into(),
                 dim: 2,
                 precision: "f32".into(),
+                adapter: None,
             },
             target: TargetInfo {
                 name: "t".into(),

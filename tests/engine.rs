@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use stancemap::stance::{Context, Reach};
 use stancemap::{
-    Agglomerative, Algorithm, Corpus, Engine, Error, Event, Observer, SameClaimSource,
+    AdapterSource, Agglomerative, Algorithm, Corpus, Engine, Error, Event, Observer,
+    SameClaimSource,
 };
 
 /// An observer that keeps every event.
@@ -172,10 +173,13 @@ fn an_adapter_is_merged_into_the_encoder_and_refused_for_another_model() {
         "China controls most rare-earth refining.",
         "中国控制着大部分稀土精炼。",
     ];
-    let plain = Engine::builder().build().expect("engine");
+    let plain = Engine::builder()
+        .adapter(AdapterSource::None)
+        .build()
+        .expect("engine");
     let ours = write_adapter(dir.path(), plain.model_id());
     let tuned = Engine::builder()
-        .adapter(&ours)
+        .adapter(AdapterSource::File(ours.clone()))
         .build()
         .expect("tuned engine");
     let (before, after) = (
@@ -190,13 +194,38 @@ fn an_adapter_is_merged_into_the_encoder_and_refused_for_another_model() {
         );
         assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
     }
+    // The same-claim model knows which adapter it was fitted with: the built-in
+    // one (fitted with the built-in adapter) is refused for ours, naming both.
+    let refused = tuned
+        .same_claim_model()
+        .expect_err("the published encoder's same-claim model was accepted")
+        .to_string();
+    assert!(
+        refused.contains("e5-small-claims.json was fitted for another encoder")
+            && refused.contains("this encoder runs"),
+        "{refused}"
+    );
+    // The default engine runs the built-in adapter for claims, with its own
+    // same-claim model.
+    let for_claims = Engine::builder().build().expect("default engine");
+    assert!(for_claims.adapter_digest().is_some() && plain.adapter_digest().is_none());
+    assert!(for_claims.same_claim_model().is_ok() && plain.same_claim_model().is_ok());
+    let moved = for_claims.embed(&texts, stancemap::Role::Passage).unwrap();
+    let cos = moved.row(0).dot(&before.row(0));
+    assert!(
+        cos < 0.9999 && cos > 0.8,
+        "the adapter for claims moved a claim to {cos}"
+    );
 
     let other = write_adapter(dir.path(), "another-model");
-    match Engine::builder().adapter(&other).build() {
+    match Engine::builder()
+        .adapter(AdapterSource::File(other))
+        .build()
+    {
         Err(e @ Error::Adapter(_)) => {
             let e = e.to_string();
             assert!(
-                e.contains("another-model") && e.contains("without --adapter"),
+                e.contains("another-model") && e.contains("--adapter none"),
                 "{e}"
             );
         }
@@ -208,7 +237,7 @@ fn an_adapter_is_merged_into_the_encoder_and_refused_for_another_model() {
     std::fs::write(&damaged, &std::fs::read(&ours).unwrap()[..100]).unwrap();
     match Engine::builder()
         .model_dir("no/such/model")
-        .adapter(&damaged)
+        .adapter(AdapterSource::File(damaged))
         .build()
     {
         Err(e @ Error::Adapter(_)) => assert!(e.to_string().contains("damaged.safetensors"), "{e}"),

@@ -37,6 +37,7 @@ fn model_dir() -> std::path::PathBuf {
 
 fn embedder(precision: Precision) -> Engine {
     Engine::builder()
+        .adapter(stancemap::AdapterSource::None)
         .model_dir(model_dir())
         .precision(precision)
         .build()

@@ -22,6 +22,7 @@ use crate::corpus::Lang;
 use crate::error::Result;
 pub use crate::neighbours::EXACT_LIMIT;
 use crate::observer::Observer;
+use crate::random::Xorshift;
 use crate::same_claim::{ClaimPairs, NeighbourSearch, PairScorer, SameClaimModel};
 
 /// Dimensions of the synthetic vectors (multilingual-e5-small's).
@@ -202,9 +203,9 @@ fn pair_agreement(clustering: &Clustering, points: &[usize]) -> (f64, f64) {
 impl SyntheticClaims {
     /// `n` claims in points of 1–6 claims, deterministic from `seed`.
     pub fn generate(n: usize, seed: u64) -> Self {
-        let mut random = Xorshift::new(seed);
-        let topic = random.unit();
-        let subtopics: Vec<Array1<f32>> = (0..SUBTOPICS).map(|_| random.unit()).collect();
+        let mut random = Xorshift::seeded(seed);
+        let topic = random.unit(DIM);
+        let subtopics: Vec<Array1<f32>> = (0..SUBTOPICS).map(|_| random.unit(DIM)).collect();
         let mut corpus = SyntheticClaims {
             embeddings: Array2::zeros((n, DIM)),
             texts: Vec::with_capacity(n),
@@ -215,13 +216,13 @@ impl SyntheticClaims {
         while corpus.texts.len() < n {
             let size = (1 + random.below(6)).min(n - corpus.texts.len());
             let subtopic = &subtopics[random.below(SUBTOPICS)];
-            let centre = random.unit();
+            let centre = random.unit(DIM);
             let words: Vec<u64> = (0..POINT_WORDS)
                 .map(|_| random.below(VOCABULARY as usize) as u64)
                 .collect();
             for _ in 0..size {
                 let row = corpus.texts.len();
-                let mut v = random.unit() * NOISE.sqrt();
+                let mut v = random.unit(DIM) * NOISE.sqrt();
                 v.scaled_add(TOPIC.sqrt(), &topic);
                 v.scaled_add(SUBTOPIC.sqrt(), subtopic);
                 v.scaled_add(POINT.sqrt(), &centre);
@@ -272,42 +273,6 @@ fn spell(w: u64, lang: Lang) -> String {
             }
             s
         }
-    }
-}
-
-/// A xorshift generator: uniform numbers and Gaussian unit vectors.
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn new(seed: u64) -> Self {
-        Xorshift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// Uniform in (0, 1).
-    fn uniform(&mut self) -> f32 {
-        ((self.next() >> 40) as f32 + 0.5) / (1u64 << 24) as f32
-    }
-
-    /// Uniform in `0..k`.
-    fn below(&mut self, k: usize) -> usize {
-        (self.next() % k as u64) as usize
-    }
-
-    /// A random direction in [`DIM`] dimensions (Gaussian components, Box–Muller).
-    fn unit(&mut self) -> Array1<f32> {
-        let mut v = Array1::from_shape_fn(DIM, |_| {
-            let (u, w) = (self.uniform(), self.uniform());
-            (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * w).cos()
-        });
-        v /= v.dot(&v).sqrt();
-        v
     }
 }
 

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use stancemap::{
-    Agglomerative, Algorithm, AlignmentSource, CacheLocation, Dbscan, Engine, EngineBuilder,
-    Hdbscan, Precision, SameClaimSource, ScorerKind, DEFAULT_CUT, DEFAULT_DUPLICATE_THRESHOLD,
-    DEFAULT_MAX_DISTANCE,
+    AdapterSource, Agglomerative, Algorithm, AlignmentSource, CacheLocation, Dbscan, Engine,
+    EngineBuilder, Hdbscan, Precision, SameClaimSource, ScorerKind, DEFAULT_CUT,
+    DEFAULT_DUPLICATE_THRESHOLD, DEFAULT_MAX_DISTANCE,
 };
 
 use super::progress::Terminal;
@@ -30,11 +30,14 @@ pub struct EngineArgs {
     /// Compute threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// A low-rank adapter tuning the encoder for claims (safetensors written by
-    /// `stancemap eval fit-adapter`), merged into the weights at load; default:
-    /// none, the encoder as published. A same-claim model must be fitted with it.
-    #[arg(long, value_name = "FILE")]
-    pub adapter: Option<PathBuf>,
+    /// The low-rank adapter merged into the encoder's weights at load: `claims`
+    /// (the built-in one, tuned to tell claims apart), `none` (the encoder as
+    /// published), or a file from `stancemap eval fit-adapter` (pass a same-claim
+    /// model fitted with it too). Default: claims for cluster, dedup, stance and
+    /// eval; none for embed, serve and bench, which give the published model's
+    /// vectors.
+    #[arg(long, value_name = "claims|none|FILE")]
+    pub adapter: Option<String>,
 }
 
 impl EngineArgs {
@@ -44,16 +47,30 @@ impl EngineArgs {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
-    /// An engine builder with these options and a terminal observer.
+    /// An engine builder for the claim jobs (the adapter for claims unless
+    /// `--adapter` says otherwise) with a terminal observer.
     pub fn builder(&self) -> EngineBuilder {
+        self.builder_with(AdapterSource::ForClaims)
+    }
+
+    /// An engine builder for jobs that give the published model's vectors
+    /// (no adapter unless `--adapter` asks for one).
+    pub fn builder_as_published(&self) -> EngineBuilder {
+        self.builder_with(AdapterSource::None)
+    }
+
+    fn builder_with(&self, default_adapter: AdapterSource) -> EngineBuilder {
+        let adapter = match self.adapter.as_deref() {
+            None => default_adapter,
+            Some("none") => AdapterSource::None,
+            Some("claims") => AdapterSource::ForClaims,
+            Some(path) => AdapterSource::File(path.into()),
+        };
         let builder = Engine::builder()
             .precision(self.precision)
             .batch_size(self.batch_size)
+            .adapter(adapter)
             .observer(Terminal::default());
-        let builder = match &self.adapter {
-            Some(path) => builder.adapter(path),
-            None => builder,
-        };
         match &self.model {
             Some(dir) => builder.model_dir(dir),
             None => builder,

@@ -150,7 +150,7 @@ fn run_against(args: BenchArgs) -> Result<()> {
         concurrency: args.concurrency,
         threads: args.engine.threads(),
     };
-    let engine = args.engine.builder().build()?;
+    let engine = args.engine.builder_as_published().build()?;
     let report = compare::run(&engine, &args.against, &options, &mut |line| {
         eprintln!("{line}")
     })?;

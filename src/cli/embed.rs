@@ -32,7 +32,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     let mut reader = PassageReader::new(&args.files);
     // The first batch is read before the model loads, so bad input fails fast.
     let mut batch = super::next_batch(&mut reader)?;
-    let engine = args.engine.builder().build()?;
+    let engine = args.engine.builder_as_published().build()?;
     let role = if args.query {
         Role::Query
     } else {

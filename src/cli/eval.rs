@@ -96,7 +96,7 @@ struct FitAdapterArgs {
     #[arg(long, default_value_t = 8)]
     rank: usize,
     /// Passes over the training pairs.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 1)]
     epochs: usize,
     /// Labelled pairs per step.
     #[arg(long, default_value_t = 32)]
@@ -104,7 +104,7 @@ struct FitAdapterArgs {
     #[arg(long, default_value_t = 5e-4)]
     learning_rate: f64,
     /// Weight of the term that keeps embeddings near the untuned ones.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 4.0)]
     anchor: f64,
     /// Longest sequence trained on, in tokens (longer texts are cut).
     #[arg(long, default_value_t = 128)]
@@ -340,6 +340,7 @@ fn run_fit(args: &FitArgs) -> Result<()> {
     let identity = EncoderIdentity {
         name: engine.model_id().to_string(),
         probe: engine.probe()?,
+        adapter: engine.adapter_digest().map(str::to_string),
     };
     let refit = std::env::args().collect::<Vec<_>>().join(" ");
     let model = fit::fit(&sets, identity, &refit)?;
@@ -361,7 +362,7 @@ fn run_fit(args: &FitArgs) -> Result<()> {
 
 fn run_fit_adapter(args: &FitAdapterArgs) -> Result<()> {
     output::check_file(&args.output)?;
-    let engine = args.engine.builder().build()?;
+    let engine = args.engine.builder_as_published().build()?;
     let held_out = engine.alignment_sentences();
     let mut pairs = Vec::new();
     for set in &args.sets {

@@ -58,7 +58,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let shutdown_grace = seconds("--shutdown-grace-s", args.shutdown_grace_s, 0.0)?;
     let header_timeout = seconds("--header-timeout-s", args.header_timeout_s, 0.001)?;
     let body_timeout = seconds("--body-timeout-s", args.body_timeout_s, 0.001)?;
-    let engine = args.engine.builder().build()?;
+    let engine = args.engine.builder_as_published().build()?;
     let options = ServeOptions {
         batch: BatchOptions {
             max_batch_tokens: args.max_batch_tokens,

@@ -210,17 +210,6 @@ pub(crate) fn root(parent: &mut [usize], mut x: usize) -> usize {
     x
 }
 
-/// Uniform numbers in [0, 1) from a xorshift generator started at `seed` (tests'
-/// data, and adapter training's start and order).
-pub(crate) fn uniform_from(mut state: u64) -> impl FnMut() -> f32 {
-    move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f32 / (1u64 << 53) as f32
-    }
-}
-
 impl Clustering {
     /// Numbers the groups of `groups` (one key or none per row): groups of two or
     /// more rows become clusters, largest first, ties by first row.

@@ -224,7 +224,7 @@ mod tests {
 
     #[test]
     fn refining_never_lowers_the_total_fit_and_leaves_no_group_under_the_cut() {
-        let mut uniform = crate::cluster::uniform_from(0x1234_5678_9abc_def1);
+        let mut uniform = crate::random::uniform_from(0x1234_5678_9abc_def1);
         for _ in 0..20 {
             let points: Vec<f32> = (0..30).map(|_| uniform() * 3.0).collect();
             let p = line(&points);

@@ -139,7 +139,7 @@ mod tests {
 
     #[test]
     fn with_every_pair_it_is_exact_average_linkage() {
-        let mut uniform = crate::cluster::uniform_from(0x9e37_79b9_7f4a_7c15);
+        let mut uniform = crate::random::uniform_from(0x9e37_79b9_7f4a_7c15);
         for _ in 0..10 {
             let points: Vec<f32> = (0..40).map(|_| uniform() * 4.0).collect();
             let p = |a: usize, b: usize| (1.0 - (points[a] - points[b]).abs()).clamp(0.0, 1.0);

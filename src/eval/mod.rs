@@ -155,8 +155,10 @@ fn scored_pairs<'t>(
     Ok(rows)
 }
 
-/// The distinct texts of `rows` and, per row, the index of each side.
-fn distinct_texts<'t>(rows: &[(&'t str, &'t str, f64)]) -> (Vec<&'t str>, Vec<(usize, usize)>) {
+/// The distinct texts of `pairs` and, per pair, the index of each side.
+pub(crate) fn distinct_texts<'t>(
+    pairs: impl IntoIterator<Item = (&'t str, &'t str)>,
+) -> (Vec<&'t str>, Vec<(usize, usize)>) {
     let mut index: HashMap<&str, usize> = HashMap::new();
     let mut texts = Vec::new();
     let mut at = |t: &'t str| {
@@ -165,8 +167,15 @@ fn distinct_texts<'t>(rows: &[(&'t str, &'t str, f64)]) -> (Vec<&'t str>, Vec<(u
             texts.len() - 1
         })
     };
-    let sides = rows.iter().map(|r| (at(r.0), at(r.1))).collect();
+    let sides = pairs.into_iter().map(|(a, b)| (at(a), at(b))).collect();
     (texts, sides)
+}
+
+/// The two texts of each row.
+fn sides_of<'r, 't>(
+    rows: &'r [(&'t str, &'t str, f64)],
+) -> impl Iterator<Item = (&'t str, &'t str)> + 'r {
+    rows.iter().map(|r| (r.0, r.1))
 }
 
 /// The pairs of `texts` in their own corpus, ready for the same-claim model.
@@ -197,7 +206,7 @@ pub fn labelled_pairs(
     if positive_at == 4.0 {
         rows.retain(|r| r.2 >= 4.0 || r.2 <= 2.0);
     }
-    let (texts, sides) = distinct_texts(&rows);
+    let (texts, sides) = distinct_texts(sides_of(&rows));
     let pairs = claim_pairs(&texts, embed, offset)?;
     Ok(LabelledSet {
         name: set_name(path),
@@ -241,7 +250,7 @@ pub fn pairs(path: &Path, embed: &mut EmbedPassages, opts: &EvalOptions) -> Resu
     let text = read_set(path)?;
     let rows = scored_pairs(path, &text, opts)?;
     let threshold = opts.threshold;
-    let (texts, sides) = distinct_texts(&rows);
+    let (texts, sides) = distinct_texts(sides_of(&rows));
     let scorer = PairScorer::new(claim_pairs(&texts, embed, opts.offset)?, opts.same_claim);
     let scores: Vec<f32> = sides
         .iter()
@@ -373,7 +382,7 @@ fn read_groups(
 /// The distinct texts of a pair set and their gold groups: the texts that positive
 /// pairs join (union-find); a text in no positive pair is a group of its own.
 fn groups_of_pairs(rows: &[(&str, &str, f64)]) -> (Vec<String>, Vec<String>) {
-    let (texts, sides) = distinct_texts(rows);
+    let (texts, sides) = distinct_texts(sides_of(rows));
     let labels: Vec<f64> = rows.iter().map(|r| r.2).collect();
     let positive_at = positive_at(&labels);
     let mut parent: Vec<usize> = (0..texts.len()).collect();

@@ -34,10 +34,12 @@ pub fn in_calibration_part(text1: &str) -> bool {
     Sha256::digest(text1.as_bytes())[0] % 4 == 0
 }
 
-/// The encoder a model is fitted for: its name, and the probe's embedding.
+/// The encoder a model is fitted for: its name, the probe's embedding, and the
+/// sha256 of the adapter it runs with, if any.
 pub struct EncoderIdentity {
     pub name: String,
     pub probe: Vec<f32>,
+    pub adapter: Option<String>,
 }
 
 /// Fits the model on the sets' fitting parts and measures it on their
@@ -56,6 +58,7 @@ pub fn fit(sets: &[LabelledSet], encoder: EncoderIdentity, refit: &str) -> Resul
         encoder: encoder.name,
         dim: encoder.probe.len(),
         probe: encoder.probe,
+        adapter: encoder.adapter,
         features: FEATURES.iter().map(|f| f.to_string()).collect(),
         weights: fitted.params().iter().map(|&w| (sign * w) as f32).collect(),
         bias: (sign * fitted.intercept()) as f32,
@@ -137,13 +140,7 @@ mod tests {
 
     /// Pairs whose same-claim odds follow their cosine, the other features noise.
     fn synthetic(name: &str, n: usize, seed: u64) -> LabelledSet {
-        let mut state = seed;
-        let mut uniform = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f32 / (1u64 << 53) as f32
-        };
+        let mut uniform = crate::random::uniform_from(seed);
         let mut set = LabelledSet {
             name: name.into(),
             features: Vec::new(),
@@ -167,6 +164,7 @@ mod tests {
         let identity = EncoderIdentity {
             name: "test".into(),
             probe: vec![1.0, 0.0],
+            adapter: None,
         };
         let model = fit(&sets, identity, "test").unwrap();
         assert!(model.weights[0] > 8.0, "{:?}", model.weights);

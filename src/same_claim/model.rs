@@ -19,8 +19,13 @@ pub const PROBE_TEXT: &str = "The probe sentence of the same-claim model: 稀土
 /// precision of one encoder agrees far above it, another encoder far below.
 const PROBE_AGREEMENT: f32 = 0.95;
 
-/// The model shipped for multilingual-e5-small (`models/same-claim/e5-small.json`).
+/// The model shipped for multilingual-e5-small as published
+/// (`models/same-claim/e5-small.json`).
 pub const DEFAULT_MODEL: &str = include_str!("../../models/same-claim/e5-small.json");
+
+/// The model shipped for multilingual-e5-small with the built-in adapter for
+/// claims (`models/same-claim/e5-small-claims.json`).
+pub const FOR_CLAIMS_MODEL: &str = include_str!("../../models/same-claim/e5-small-claims.json");
 
 /// Why a same-claim model cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +63,9 @@ pub struct SameClaimModel {
     pub encoder: String,
     pub dim: usize,
     pub probe: Vec<f32>,
+    /// The sha256 (hex) of the adapter the encoder ran with; none: as published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
     pub features: Vec<String>,
     pub weights: Vec<f32>,
     pub bias: f32,
@@ -83,9 +91,15 @@ impl SameClaimModel {
         Self::parse(&text, &path.display().to_string())
     }
 
-    /// The built-in model.
+    /// The built-in model for the encoder as published.
     pub fn built_in() -> Self {
         Self::parse(DEFAULT_MODEL, "models/same-claim/e5-small.json").expect("the built-in model")
+    }
+
+    /// The built-in model for the encoder with the built-in adapter for claims.
+    pub fn built_in_for_claims() -> Self {
+        Self::parse(FOR_CLAIMS_MODEL, "models/same-claim/e5-small-claims.json")
+            .expect("the built-in model")
     }
 
     /// Parses and checks a model; `origin` names it in errors.
@@ -123,12 +137,25 @@ impl SameClaimModel {
     }
 
     /// Checks that the encoder producing `probe` (the embedding of [`PROBE_TEXT`])
-    /// is the one the model was fitted for.
-    pub fn check_encoder(&self, probe: &[f32], origin: &str) -> Result<(), SameClaimError> {
+    /// with the adapter whose sha256 is `adapter` is the one the model was fitted for.
+    pub fn check_encoder(
+        &self,
+        probe: &[f32],
+        adapter: Option<&str>,
+        origin: &str,
+    ) -> Result<(), SameClaimError> {
         let other = |why: String| SameClaimError::OtherEncoder {
             origin: origin.to_string(),
             why,
         };
+        if self.adapter.as_deref() != adapter {
+            let name = |a: Option<&str>| a.map_or("none".to_string(), |a| format!("{:.12}…", a));
+            return Err(other(format!(
+                "it was fitted with the adapter {}, this encoder runs {}",
+                name(self.adapter.as_deref()),
+                name(adapter)
+            )));
+        }
         if probe.len() != self.dim {
             return Err(other(format!(
                 "{} dimensions, this encoder gives {}",
@@ -173,6 +200,7 @@ impl SameClaimModel {
             encoder: "test".into(),
             dim: 2,
             probe: vec![1.0, 0.0],
+            adapter: None,
             features: FEATURES.iter().map(|f| f.to_string()).collect(),
             weights,
             bias: -slope * at,
@@ -249,13 +277,26 @@ mod tests {
         assert!(err(&renamed).contains("features"), "{}", err(&renamed));
         let m = SameClaimModel::built_in();
         let e = m
-            .check_encoder(&[0.0; 768], "m.json")
+            .check_encoder(&[0.0; 768], None, "m.json")
             .unwrap_err()
             .to_string();
         assert!(e.contains("m.json") && e.contains("384 dimensions"), "{e}");
         let flipped: Vec<f32> = m.probe.iter().map(|x| -x).collect();
-        let e = m.check_encoder(&flipped, "m.json").unwrap_err().to_string();
+        let e = m
+            .check_encoder(&flipped, None, "m.json")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("another encoder"), "{e}");
-        assert!(m.check_encoder(&m.probe, "m.json").is_ok());
+        assert!(m.check_encoder(&m.probe, None, "m.json").is_ok());
+        let e = m
+            .check_encoder(&m.probe, Some("0123456789abcdef"), "m.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("fitted with the adapter none, this encoder runs 0123456789ab…"),
+            "{e}"
+        );
+        let tuned = SameClaimModel::built_in_for_claims();
+        assert!(tuned.adapter.is_some() && tuned.check_encoder(&tuned.probe, None, "t").is_err());
     }
 }

@@ -13,6 +13,13 @@ use candle_nn::VarBuilder;
 /// The format written in an adapter's metadata.
 pub const FORMAT: &str = "stancemap-adapter-1";
 
+/// Where the built-in adapter for claims lives in the source tree.
+pub const FOR_CLAIMS_PATH: &str = "models/adapter/e5-small-claims.safetensors";
+
+/// The built-in adapter tuning multilingual-e5-small for claims (README, *Tuning
+/// the encoder for claims*, has the command that trained it and its figures).
+pub const FOR_CLAIMS: &[u8] = include_bytes!("../../models/adapter/e5-small-claims.safetensors");
+
 /// Why an adapter file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum AdapterError {
@@ -20,8 +27,8 @@ pub enum AdapterError {
     Bad { path: PathBuf, why: String },
     #[error(
         "adapter {path} was trained for the encoder {trained_for:?}, not {model:?}: \
-         train one for this model with `stancemap eval fit-adapter`, or run without \
-         --adapter"
+         train one for this model with `stancemap eval fit-adapter`, or run with \
+         --adapter none"
     )]
     OtherModel {
         path: PathBuf,
@@ -55,12 +62,20 @@ pub struct Adapter {
 impl Adapter {
     /// Reads an adapter file.
     pub fn load(path: &Path) -> Result<Self, AdapterError> {
-        let bad = |why: String| AdapterError::Bad {
+        let bytes = std::fs::read(path).map_err(|e| AdapterError::Bad {
             path: path.to_path_buf(),
+            why: e.to_string(),
+        })?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Reads an adapter from a file's `bytes`; `origin` names it in errors.
+    pub fn from_bytes(bytes: &[u8], origin: &Path) -> Result<Self, AdapterError> {
+        let bad = |why: String| AdapterError::Bad {
+            path: origin.to_path_buf(),
             why,
         };
-        let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
             .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
         let meta = header.metadata().clone().unwrap_or_default();
         let field = |key: &str| {
@@ -74,7 +89,7 @@ impl Adapter {
         let scale: f64 = field("scale")?
             .parse()
             .map_err(|e| bad(format!("scale: {e}")))?;
-        let mut tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+        let mut tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
             .map_err(|e| bad(e.to_string()))?;
         let names: Vec<String> = tensors
             .keys()

@@ -6,7 +6,7 @@ mod adapter;
 mod top;
 mod train;
 
-pub use adapter::{Adapter, AdapterError, LowRank, FORMAT};
+pub use adapter::{Adapter, AdapterError, LowRank, FORMAT, FOR_CLAIMS, FOR_CLAIMS_PATH};
 pub use train::{train, TrainEvent, TrainOptions};
 
 #[cfg(test)]
@@ -34,7 +34,7 @@ mod tests {
     }
 
     fn values(len: usize, seed: u64) -> Vec<f32> {
-        let mut uniform = crate::cluster::uniform_from(seed);
+        let mut uniform = crate::random::uniform_from(seed);
         (0..len).map(|_| uniform() - 0.5).collect()
     }
 

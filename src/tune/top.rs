@@ -38,7 +38,7 @@ impl LowRankLinear {
         let bias = vb.get_unchecked(&format!("{name}.bias"))?;
         let (out, inputs) = weight.dims2()?;
         // A starts small and random, B at zero: the update starts at nothing.
-        let mut uniform = crate::cluster::uniform_from(seed);
+        let mut uniform = crate::random::uniform_from(seed);
         let bound = 1.0 / (inputs as f32).sqrt();
         let a: Vec<f32> = (0..rank * inputs)
             .map(|_| (uniform() * 2.0 - 1.0) * bound)

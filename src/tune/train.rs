@@ -1,10 +1,11 @@
 //! Training an adapter: the frozen lower layers run once over every text, then the
 //! top layers' low-rank updates are trained on labelled pairs with a ranking loss
-//! (CoSENT: every same-claim pair in a batch should score above every other pair,
-//! whatever set each comes from, so one threshold serves all of them), held near
-//! the untuned embeddings by an anchor term.
+//! (CoSENT within a batch drawn from one set: its same-claim pairs should score
+//! above its other pairs; plus in-batch negatives: a restatement should be nearer
+//! its own claim than the batch's other restatements), held near the untuned
+//! embeddings by an anchor term.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use candle_core::{Device, Result, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder};
@@ -12,7 +13,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder};
 use super::top::TrainableTop;
 use super::Adapter;
 use crate::embed::{Embedder, Role, TokenBatch};
-use crate::eval::{average_precision, TrainingPair};
+use crate::eval::{average_precision, distinct_texts, TrainingPair};
 
 /// How to train an adapter.
 #[derive(Debug, Clone)]
@@ -40,10 +41,10 @@ impl Default for TrainOptions {
             first_layer: 8,
             rank: 8,
             scale: 2.0,
-            epochs: 3,
+            epochs: 1,
             batch_pairs: 32,
             learning_rate: 5e-4,
-            anchor: 1.0,
+            anchor: 4.0,
             sharpness: 20.0,
             max_tokens: 128,
         }
@@ -78,20 +79,16 @@ struct Texts {
 }
 
 impl Texts {
-    fn of<'p>(pairs: &'p [TrainingPair]) -> Self {
-        let mut index: HashMap<&str, usize> = HashMap::new();
-        let mut texts = Vec::new();
-        let mut at = |t: &'p str| {
-            *index.entry(t).or_insert_with(|| {
-                texts.push(t.to_string());
-                texts.len() - 1
-            })
-        };
-        let sides = pairs
-            .iter()
-            .map(|p| (at(&p.texts.0), at(&p.texts.1)))
-            .collect();
-        Self { texts, sides }
+    fn of(pairs: &[TrainingPair]) -> Self {
+        let (texts, sides) = distinct_texts(
+            pairs
+                .iter()
+                .map(|p| (p.texts.0.as_str(), p.texts.1.as_str())),
+        );
+        Self {
+            texts: texts.into_iter().map(str::to_string).collect(),
+            sides,
+        }
     }
 }
 
@@ -126,11 +123,11 @@ pub fn train(
             ..Default::default()
         },
     )?;
-    let mut uniform = crate::cluster::uniform_from(0x7A11);
+    let mut uniform = crate::random::uniform_from(0x7A11);
     for epoch in 1..=options.epochs {
-        let order = shuffled(&training, &mut uniform);
-        let steps = order.len().div_ceil(options.batch_pairs);
-        for (step, batch) in order.chunks(options.batch_pairs).enumerate() {
+        let batches = batches_by_set(&training, pairs, options.batch_pairs, &mut uniform);
+        let steps = batches.len();
+        for (step, batch) in batches.iter().enumerate() {
             let batch: Vec<(usize, usize, bool)> = batch
                 .iter()
                 .map(|&i| (texts.sides[i].0, texts.sides[i].1, pairs[i].same))
@@ -233,11 +230,44 @@ fn losses(
     let left = Tensor::new(sides.iter().map(|s| s.0).collect::<Vec<_>>(), dev)?;
     let right = Tensor::new(sides.iter().map(|s| s.1).collect::<Vec<_>>(), dev)?;
     let cosines = (tuned.index_select(&left, 0)? * tuned.index_select(&right, 0)?)?.sum(1)?;
-    let ranking = ranking_loss(&cosines, batch, options.sharpness)?;
+    let ranking = (ranking_loss(&cosines, batch, options.sharpness)?
+        + in_batch_negatives(&tuned, &sides, batch, options.sharpness)?)?;
     let which_ids = Tensor::new(which.iter().map(|&i| i as u32).collect::<Vec<_>>(), dev)?;
     let before = untuned.index_select(&which_ids, 0)?;
     let anchor = (1.0 - (tuned * before)?.sum(1)?.mean(0)?)?;
     Ok((ranking, anchor))
+}
+
+/// Each same-claim pair's second text against the other same-claim pairs' second
+/// texts in the batch: cross-entropy of `s · cos` picking its own, so that a
+/// claim's restatement stays nearer than restatements of other claims.
+fn in_batch_negatives(
+    tuned: &Tensor,
+    sides: &[(u32, u32)],
+    batch: &[(usize, usize, bool)],
+    sharpness: f64,
+) -> Result<Tensor> {
+    let same: Vec<(u32, u32)> = sides
+        .iter()
+        .zip(batch)
+        .filter(|(_, b)| b.2)
+        .map(|(s, _)| *s)
+        .collect();
+    if same.len() < 2 {
+        return tuned.sum_all()? * 0.0;
+    }
+    let dev = tuned.device();
+    let left = tuned.index_select(
+        &Tensor::new(same.iter().map(|s| s.0).collect::<Vec<_>>(), dev)?,
+        0,
+    )?;
+    let right = tuned.index_select(
+        &Tensor::new(same.iter().map(|s| s.1).collect::<Vec<_>>(), dev)?,
+        0,
+    )?;
+    let logits = (left.matmul(&right.t()?)? * sharpness)?;
+    let own = Tensor::new((0..same.len() as u32).collect::<Vec<_>>(), dev)?;
+    candle_nn::loss::cross_entropy(&logits, &own)
 }
 
 /// CoSENT: `log(1 + Σ exp(s · (cos_other − cos_same)))` over every (other, same)
@@ -292,6 +322,32 @@ fn measure(
             .map(|(set, scores, same)| (set, average_precision(&scores, &same)))
             .collect(),
     })
+}
+
+/// The pairs `training` in batches of at most `size`, each from one set, the
+/// batches and each set's pairs in a random order drawn from `uniform`.
+fn batches_by_set(
+    training: &[usize],
+    pairs: &[TrainingPair],
+    size: usize,
+    uniform: &mut impl FnMut() -> f32,
+) -> Vec<Vec<usize>> {
+    let mut by_set: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for &i in training {
+        by_set.entry(pairs[i].set.as_str()).or_default().push(i);
+    }
+    let batches: Vec<Vec<usize>> = by_set
+        .values()
+        .flat_map(|set| {
+            let order = shuffled(set, uniform);
+            order
+                .chunks(size)
+                .map(<[usize]>::to_vec)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let order = shuffled(&(0..batches.len()).collect::<Vec<_>>(), uniform);
+    order.into_iter().map(|i| batches[i].clone()).collect()
 }
 
 /// `items` in a random order drawn from `uniform`.
