@@ -73,12 +73,22 @@ fn checksum(bytes: &[u8]) -> [u8; 8] {
     digest[..8].try_into().expect("8 bytes")
 }
 
+/// `bytes` in lowercase hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The sha256 of `bytes`, in hex.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
 /// The identity of a model as the cache sees it: sha256 over the files, the
-/// adapter's bytes (if one is merged in) and the numeric path (precision,
+/// sha256 of the adapter merged in (if any) and the numeric path (precision,
 /// kernels), in hex.
 pub(crate) fn fingerprint(
     files: &[&Path],
-    adapter: Option<&[u8]>,
+    adapter: Option<&str>,
     precision: &str,
     kernels: &str,
 ) -> Result<String> {
@@ -97,14 +107,14 @@ pub(crate) fn fingerprint(
         }
         h.update(b"\0");
     }
-    if let Some(bytes) = adapter {
-        h.update(bytes);
+    if let Some(sha256) = adapter {
+        h.update(sha256.as_bytes());
         h.update(b"\0");
     }
     h.update(precision.as_bytes());
     h.update(b"\0");
     h.update(kernels.as_bytes());
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&h.finalize()))
 }
 
 impl EmbeddingCache {
@@ -495,7 +505,7 @@ mod tests {
         );
         assert_ne!(
             first,
-            fingerprint(&[&config, &weights], Some(b"adapter"), "f32", "avx2").unwrap()
+            fingerprint(&[&config, &weights], Some("0123abcd"), "f32", "avx2").unwrap()
         );
         std::fs::write(&weights, [1u8, 2, 4]).unwrap();
         assert_ne!(

@@ -86,7 +86,7 @@ struct AdapterRead {
     adapter: Arc<Adapter>,
     origin: PathBuf,
     built_in: bool,
-    bytes: Cow<'static, [u8]>,
+    sha256: String,
 }
 
 impl AdapterSource {
@@ -98,19 +98,13 @@ impl AdapterSource {
                 PathBuf::from(format!("built-in {}", tune::FOR_CLAIMS_PATH)),
                 true,
             ),
-            AdapterSource::File(path) => {
-                let bytes = std::fs::read(path).map_err(|e| tune::AdapterError::Bad {
-                    path: path.clone(),
-                    why: e.to_string(),
-                })?;
-                (Cow::Owned(bytes), path.clone(), false)
-            }
+            AdapterSource::File(path) => (Cow::Owned(Adapter::read(path)?), path.clone(), false),
         };
         Ok(Some(AdapterRead {
             adapter: Arc::new(Adapter::from_bytes(&bytes, &origin)?),
             origin,
             built_in,
-            bytes,
+            sha256: cache::sha256_hex(&bytes),
         }))
     }
 }
@@ -384,13 +378,12 @@ impl EngineSettings {
             adapter: adapter.as_ref().map(|read| read.adapter.clone()),
             ..self.embed.clone()
         };
-        let adapter_bytes = adapter.as_ref().map(|read| read.bytes.as_ref());
         let embedder = Embedder::load(files, embed)?;
-        let cache = self.open_cache(&embedder, adapter_bytes)?;
         let adapter = adapter.map(|read| AdapterIdentity {
             origin: read.origin.display().to_string(),
-            sha256: hex_sha256(&read.bytes),
+            sha256: read.sha256,
         });
+        let cache = self.open_cache(&embedder, adapter.as_ref().map(|a| a.sha256.as_str()))?;
         Ok(Engine {
             embedder: Arc::new(embedder),
             cache: cache.map(Mutex::new),
@@ -408,12 +401,12 @@ impl EngineSettings {
         })
     }
 
-    /// Opens the cache of this model identity: its files, `adapter` (the bytes of
-    /// the adapter merged in, if any), the precision and the kernel path.
+    /// Opens the cache of this model identity: its files, `adapter` (the sha256
+    /// of the adapter merged in, if any), the precision and the kernel path.
     fn open_cache(
         &self,
         embedder: &Embedder,
-        adapter: Option<&[u8]>,
+        adapter: Option<&str>,
     ) -> Result<Option<EmbeddingCache>> {
         let dir = match &self.cache {
             CacheLocation::Off => return Ok(None),
@@ -487,15 +480,6 @@ pub struct Engine {
 struct AdapterIdentity {
     origin: String,
     sha256: String,
-}
-
-/// The sha256 of `bytes` in hex.
-fn hex_sha256(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 impl Engine {

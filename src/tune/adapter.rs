@@ -60,13 +60,18 @@ pub struct Adapter {
 }
 
 impl Adapter {
-    /// Reads an adapter file.
+    /// Reads and checks an adapter file.
     pub fn load(path: &Path) -> Result<Self, AdapterError> {
-        let bytes = std::fs::read(path).map_err(|e| AdapterError::Bad {
+        Self::from_bytes(&Self::read(path)?, path)
+    }
+
+    /// An adapter file's bytes, unchecked ([`from_bytes`](Self::from_bytes)
+    /// checks them); an unreadable file is an error that names it.
+    pub fn read(path: &Path) -> Result<Vec<u8>, AdapterError> {
+        std::fs::read(path).map_err(|e| AdapterError::Bad {
             path: path.to_path_buf(),
             why: e.to_string(),
-        })?;
-        Self::from_bytes(&bytes, path)
+        })
     }
 
     /// Reads an adapter from a file's `bytes`; `origin` names it in errors.

@@ -336,26 +336,21 @@ fn batches_by_set(
     for &i in training {
         by_set.entry(pairs[i].set.as_str()).or_default().push(i);
     }
-    let batches: Vec<Vec<usize>> = by_set
-        .values()
-        .flat_map(|set| {
-            let order = shuffled(set, uniform);
-            order
-                .chunks(size)
-                .map(<[usize]>::to_vec)
-                .collect::<Vec<_>>()
+    let mut batches: Vec<Vec<usize>> = by_set
+        .into_values()
+        .flat_map(|mut set| {
+            shuffle(&mut set, uniform);
+            set.chunks(size).map(<[usize]>::to_vec).collect::<Vec<_>>()
         })
         .collect();
-    let order = shuffled(&(0..batches.len()).collect::<Vec<_>>(), uniform);
-    order.into_iter().map(|i| batches[i].clone()).collect()
+    shuffle(&mut batches, uniform);
+    batches
 }
 
-/// `items` in a random order drawn from `uniform`.
-fn shuffled(items: &[usize], uniform: &mut impl FnMut() -> f32) -> Vec<usize> {
-    let mut out = items.to_vec();
-    for i in (1..out.len()).rev() {
+/// Puts `items` in a random order drawn from `uniform` (Fisher–Yates).
+fn shuffle<T>(items: &mut [T], uniform: &mut impl FnMut() -> f32) {
+    for i in (1..items.len()).rev() {
         let j = ((uniform() * (i + 1) as f32) as usize).min(i);
-        out.swap(i, j);
+        items.swap(i, j);
     }
-    out
 }
