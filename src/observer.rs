@@ -45,7 +45,7 @@ pub enum Event {
     },
     /// Components of claims linked by pairs at or above the grouping cut (their
     /// `sizes`) had more than `limit` claims, the most exact average linkage takes
-    /// at once, so they were grouped on those pairs alone.
+    /// at once, so they were grouped on the pairs of near neighbours alone.
     GroupedOnPairs { sizes: Vec<usize>, limit: usize },
     /// The server answered a request: its id, HTTP status, tokens embedded, time.
     Served {
@@ -107,8 +107,8 @@ impl fmt::Display for Event {
                 f,
                 "warning: {} groups of claims linked by pairs above the cut ({} claims, the \
                  largest {}) were more than the {limit} exact average linkage takes at once, \
-                 so they were grouped on those pairs alone (other pairs count 0: groups may \
-                 be smaller than exact linkage's)",
+                 so they were grouped on the pairs of near neighbours alone (other pairs \
+                 count 0: groups may be smaller than exact linkage's)",
                 sizes.len(),
                 sizes.iter().sum::<usize>(),
                 sizes.iter().max().unwrap_or(&0)

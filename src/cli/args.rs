@@ -167,7 +167,9 @@ pub struct AlignArgs {
     pub no_align: bool,
     /// A same-claim model (JSON from `stancemap eval fit-same-claim`) that gives
     /// the probability two claims state the same thing. Default: the built-in
-    /// one for multilingual-e5-small (models/same-claim/e5-small.json).
+    /// one for multilingual-e5-small and its adapter
+    /// (models/same-claim/e5-small-claims.json with `--adapter claims`,
+    /// models/same-claim/e5-small.json with `--adapter none`).
     #[arg(long, value_name = "FILE")]
     pub same_claim: Option<PathBuf>,
 }

@@ -40,7 +40,7 @@ pub struct Clustering {
     pub labels: Vec<Option<usize>>,
     pub n_clusters: usize,
     /// Average linkage only: sizes of the components too large for an exact
-    /// distance matrix, grouped on their pairs at or above the cut alone.
+    /// distance matrix, grouped on the pairs of near neighbours alone.
     pub grouped_on_pairs: Vec<usize>,
 }
 

@@ -69,6 +69,19 @@ impl<'m> PairScorer<'m> {
         Some(self.model.probability(&f))
     }
 
+    /// `a` and `b` scored, if their probability is at least `floor`.
+    pub fn scored_if_at_least(&self, a: usize, b: usize, floor: f32) -> Option<ScoredPair> {
+        let cosine = self.pairs.cosine(a, b);
+        self.probability_from(a, b, cosine, floor)
+            .filter(|&p| p >= floor)
+            .map(|probability| ScoredPair {
+                a,
+                b,
+                probability,
+                cosine,
+            })
+    }
+
     /// Every pair with probability ≥ `threshold` (in (0, 1]), most probable first:
     /// exact up to `EXACT_LIMIT` (10k) claims, among
     /// each claim's approximate nearest neighbours above ([`ClaimPairs::candidates`]).
