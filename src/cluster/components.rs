@@ -143,29 +143,30 @@ fn pairs_of_large(
     max_exact: usize,
 ) -> (Vec<ScoredPair>, Vec<usize>) {
     let mut large_of = vec![usize::MAX; scorer.pairs().len()];
+    if components.iter().all(|rows| rows.len() <= max_exact) {
+        return (Vec::new(), large_of);
+    }
     for (k, rows) in components.iter().enumerate() {
         if rows.len() > max_exact {
             rows.iter().for_each(|&row| large_of[row] = k);
         }
     }
-    if large_of.iter().all(|&k| k == usize::MAX) {
-        return (Vec::new(), large_of);
-    }
     let floor = SPARSE_FLOOR.min(cut);
-    let inside = |&(a, b): &(usize, usize)| large_of[a] != usize::MAX && large_of[a] == large_of[b];
-    let scored = |(a, b): (usize, usize)| scorer.scored_if_at_least(a, b, floor);
+    let inside = |a: usize, b: usize| large_of[a] != usize::MAX && large_of[a] == large_of[b];
     let mut near: Vec<ScoredPair> = match scorer.pairs().candidates() {
-        // Each pair once, and every pair scored at the cut among them.
+        // Each pair once, with its cosine, and every pair scored at the cut among them.
         Some(candidates) => candidates
             .par_iter()
-            .map(|p| p.rows())
-            .filter(inside)
-            .filter_map(scored)
+            .filter(|p| inside(p.a as usize, p.b as usize))
+            .filter_map(|p| {
+                let (a, b) = p.rows();
+                scorer.scored_from(a, b, p.similarity, floor)
+            })
             .collect(),
         None => nearest_pairs(scorer, edges)
             .into_par_iter()
-            .filter(inside)
-            .filter_map(scored)
+            .filter(|&(a, b)| inside(a, b))
+            .filter_map(|(a, b)| scorer.scored_from(a, b, scorer.pairs().cosine(a, b), floor))
             .collect(),
     };
     near.par_sort_unstable_by_key(|p| large_of[p.a]);

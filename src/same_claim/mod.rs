@@ -69,9 +69,9 @@ impl<'m> PairScorer<'m> {
         Some(self.model.probability(&f))
     }
 
-    /// `a` and `b` scored, if their probability is at least `floor`.
-    pub fn scored_if_at_least(&self, a: usize, b: usize, floor: f32) -> Option<ScoredPair> {
-        let cosine = self.pairs.cosine(a, b);
+    /// `a` and `b`, whose moved cosine is `cosine`, scored if their probability
+    /// is at least `floor`.
+    pub fn scored_from(&self, a: usize, b: usize, cosine: f32, floor: f32) -> Option<ScoredPair> {
         self.probability_from(a, b, cosine, floor)
             .filter(|&p| p >= floor)
             .map(|probability| ScoredPair {
@@ -86,16 +86,7 @@ impl<'m> PairScorer<'m> {
     /// exact up to `EXACT_LIMIT` (10k) claims, among
     /// each claim's approximate nearest neighbours above ([`ClaimPairs::candidates`]).
     pub fn pairs_at_least(&self, threshold: f32) -> Vec<ScoredPair> {
-        let score = |a: usize, b: usize, cosine: f32| {
-            self.probability_from(a, b, cosine, threshold)
-                .filter(|&p| p >= threshold)
-                .map(|probability| ScoredPair {
-                    a,
-                    b,
-                    probability,
-                    cosine,
-                })
-        };
+        let score = |a: usize, b: usize, cosine: f32| self.scored_from(a, b, cosine, threshold);
         let mut found: Vec<ScoredPair> = match self.pairs.candidates() {
             None => {
                 let mut found = Vec::new();
