@@ -103,6 +103,13 @@ pub fn pieces(text: &str, base: usize) -> Vec<Piece> {
                 );
             }
         }
+        // A marker with nothing after it (`- ` ending the line).
+        if !line[marked..].trim().is_empty() {
+            push(
+                line_start + marked..line_start + line.len(),
+                PieceKind::Marker,
+            );
+        }
     }
     out
 }
@@ -314,6 +321,14 @@ pub fn is_cjk(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_marker_ending_a_line_is_a_piece() {
+        let p = pieces("- \t", 0);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].range, 0..3);
+        assert!(matches!(p[0].kind, PieceKind::Marker));
+    }
 
     fn texts(body: &str) -> Vec<String> {
         claims(body, 0).into_iter().map(|s| s.text).collect()
