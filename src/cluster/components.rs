@@ -33,8 +33,8 @@ const SPARSE_FLOOR: f32 = 0.05;
 pub struct ComponentGroups {
     /// A group key per claim (a member's row; a claim alone keys itself).
     pub group_of: Vec<usize>,
-    /// Sizes of the components too large for an exact matrix, grouped on their
-    /// pairs above the cut.
+    /// Sizes of the components too large for an exact matrix, grouped on the
+    /// pairs of their near neighbours.
     pub approximated: Vec<usize>,
 }
 
@@ -92,11 +92,8 @@ fn group_within(
     let components = components(n, &edges);
     let in_components = components.iter().map(Vec::len).sum();
     let progress = StageProgress::new(observer, Stage::Grouping, in_components);
-    let (near, large_of) = pairs_of_large(scorer, &components, &edges, cut, max_exact);
-    let within = |k: usize| {
-        let from = near.partition_point(|p| large_of[p.a] < k);
-        &near[from..near.partition_point(|p| large_of[p.a] <= k)]
-    };
+    let large_of = large_component_of(n, &components, max_exact);
+    let floor = SPARSE_FLOOR.min(cut);
     // Components are independent: grouped in parallel, each as a whole.
     let locals: Vec<Vec<usize>> = components
         .par_iter()
@@ -105,7 +102,9 @@ fn group_within(
             let local = if rows.len() <= max_exact {
                 exact_groups(scorer, rows, cut)
             } else {
-                sparse_linkage::average_linkage(rows, within(k), cut)
+                let scored = near_pairs_in(scorer, &large_of, k, &edges)
+                    .filter_map(|(a, b, cosine)| scorer.scored_from(a, b, cosine, floor));
+                sparse_linkage::average_linkage(rows, scored, cut)
             };
             progress.advance(rows.len());
             local
@@ -128,49 +127,44 @@ fn group_within(
     }
 }
 
-/// The pairs inside each component of more than `max_exact` claims, which is
-/// grouped on them: besides its `edges` at or above the cut, every pair of its
-/// claims that are near neighbours (the approximate index's candidates, or each
-/// claim and its 8 nearest) scoring at least [`SPARSE_FLOOR`], so that a pair under the
-/// cut still counts for what it scores, as in the full matrix. The pairs come
-/// sorted by component, with each claim's component (its position in
-/// `components`; `usize::MAX` for a claim in none of these).
-fn pairs_of_large(
-    scorer: &PairScorer,
-    components: &[Vec<usize>],
-    edges: &[ScoredPair],
-    cut: f32,
-    max_exact: usize,
-) -> (Vec<ScoredPair>, Vec<usize>) {
-    let mut large_of = vec![usize::MAX; scorer.pairs().len()];
-    if components.iter().all(|rows| rows.len() <= max_exact) {
-        return (Vec::new(), large_of);
-    }
+/// Each claim's component, its position in `components`, where that component
+/// has more than `max_exact` claims (`usize::MAX` for every other claim).
+fn large_component_of(n: usize, components: &[Vec<usize>], max_exact: usize) -> Vec<usize> {
+    let mut large_of = vec![usize::MAX; n];
     for (k, rows) in components.iter().enumerate() {
         if rows.len() > max_exact {
             rows.iter().for_each(|&row| large_of[row] = k);
         }
     }
-    let floor = SPARSE_FLOOR.min(cut);
-    let inside = |a: usize, b: usize| large_of[a] != usize::MAX && large_of[a] == large_of[b];
-    let mut near: Vec<ScoredPair> = match scorer.pairs().candidates() {
-        // Each pair once, with its cosine, and every pair scored at the cut among them.
-        Some(candidates) => candidates
-            .par_iter()
-            .filter(|p| inside(p.a as usize, p.b as usize))
-            .filter_map(|p| {
-                let (a, b) = p.rows();
-                scorer.scored_from(a, b, p.similarity, floor)
-            })
-            .collect(),
-        None => nearest_pairs(scorer, edges)
-            .into_par_iter()
-            .filter(|&(a, b)| inside(a, b))
-            .filter_map(|(a, b)| scorer.scored_from(a, b, scorer.pairs().cosine(a, b), floor))
-            .collect(),
-    };
-    near.par_sort_unstable_by_key(|p| large_of[p.a]);
-    (near, large_of)
+    large_of
+}
+
+/// The pairs of near neighbours inside the `k`th component (`large_of[row] ==
+/// k`), each once with its moved cosine: the approximate index's candidates
+/// (one pass over them for each large component; no list is kept, so memory
+/// does not grow with them), or, where there is no index, each claim and its 8
+/// nearest and the `edges` at the cut.
+fn near_pairs_in<'p>(
+    scorer: &'p PairScorer,
+    large_of: &'p [usize],
+    k: usize,
+    edges: &[ScoredPair],
+) -> Box<dyn Iterator<Item = (usize, usize, f32)> + 'p> {
+    let inside = move |a: usize, b: usize| large_of[a] == k && large_of[b] == k;
+    match scorer.pairs().candidates() {
+        Some(candidates) => Box::new(
+            candidates
+                .iter()
+                .filter(move |p| inside(p.a as usize, p.b as usize))
+                .map(|p| (p.a as usize, p.b as usize, p.similarity)),
+        ),
+        None => {
+            let mut pairs = nearest_pairs(scorer, edges);
+            pairs.retain(|&(a, b)| inside(a, b));
+            let claims = scorer.pairs();
+            Box::new(pairs.into_iter().map(|(a, b)| (a, b, claims.cosine(a, b))))
+        }
+    }
 }
 
 /// Each pair (`a < b`) of a claim and one of its nearest, and the `edges`, once.

@@ -5,7 +5,9 @@
 //! matrix would make. Memory grows with the pairs, not with the rows squared.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use rustc_hash::FxHashMap;
 
 use crate::same_claim::ScoredPair;
 
@@ -43,16 +45,16 @@ impl Ord for Merge {
 /// Groups (one key per position of `rows`: the position of a member) from average
 /// linkage over `edges` between `rows`, merging while the best pair of groups
 /// averages at least `cut`.
-pub fn average_linkage<'e>(
+pub fn average_linkage(
     rows: &[usize],
-    edges: impl IntoIterator<Item = &'e ScoredPair>,
+    edges: impl IntoIterator<Item = ScoredPair>,
     cut: f32,
 ) -> Vec<usize> {
-    let position: HashMap<usize, usize> = rows.iter().enumerate().map(|(k, &r)| (r, k)).collect();
+    let position: FxHashMap<usize, usize> = rows.iter().enumerate().map(|(k, &r)| (r, k)).collect();
     let m = rows.len();
     let mut size = vec![1usize; m];
     // Per group: the sum of its pairs' probabilities with each linked group.
-    let mut links: Vec<HashMap<usize, f64>> = vec![HashMap::new(); m];
+    let mut links: Vec<FxHashMap<usize, f64>> = vec![FxHashMap::default(); m];
     for e in edges {
         let (a, b) = (position[&e.a], position[&e.b]);
         let p = f64::from(e.probability);
@@ -128,11 +130,11 @@ mod tests {
         // 10–11 is one claim; 12 is tied to 11 alone: with 10 it averages 0.45.
         let rows = [10, 11, 12, 13];
         let edges = [pair(10, 11, 0.95), pair(11, 12, 0.9), pair(12, 13, 0.2)];
-        let g = average_linkage(&rows, &edges, 0.5);
+        let g = average_linkage(&rows, edges, 0.5);
         assert_eq!(g[0], g[1]);
         assert_ne!(g[2], g[1]);
         assert_ne!(g[3], g[2]);
-        let looser = average_linkage(&rows, &edges, 0.4);
+        let looser = average_linkage(&rows, edges, 0.4);
         assert_eq!((looser[0], looser[1]), (looser[2], looser[2]));
         assert_ne!(looser[3], looser[2]);
     }
@@ -148,7 +150,7 @@ mod tests {
                 .flat_map(|a| (a + 1..40).map(move |b| (a, b)))
                 .map(|(a, b)| pair(a, b, p(a, b)))
                 .collect();
-            let sparse = average_linkage(&rows, &edges, 0.6);
+            let sparse = average_linkage(&rows, edges.iter().copied(), 0.6);
             let mut condensed: Vec<f32> = edges.iter().map(|e| 1.0 - e.probability).collect();
             let exact = crate::cluster::components::cut_linkage(&mut condensed, 40, 0.6);
             for a in 0..40 {
