@@ -35,6 +35,8 @@ pub struct Params {
     pub ef_search: usize,
     /// usearch only: vectors stored as bf16 instead of f32.
     pub bf16: bool,
+    /// usearch only: vectors stored as 8-bit integers (unit rows scaled by 127).
+    pub i8: bool,
 }
 
 /// A built index.
@@ -69,7 +71,9 @@ impl Usearch {
         let options = usearch::IndexOptions {
             dimensions: data.dim,
             metric: usearch::MetricKind::IP,
-            quantization: if params.bf16 {
+            quantization: if params.i8 {
+                usearch::ScalarKind::I8
+            } else if params.bf16 {
                 usearch::ScalarKind::BF16
             } else {
                 usearch::ScalarKind::F32
