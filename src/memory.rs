@@ -2,7 +2,8 @@
 //! would be killed for memory hours in is refused at once, with the numbers.
 //!
 //! The estimate is what was measured: `stancemap bench scale` at 1,000,000 claims
-//! peaked at 3,248 MiB through neighbours and grouping (about 3.4 KB a claim, one
+//! peaked at 3,248 MiB through neighbours and grouping (3,250 MiB again with the
+//! large components' scored near pairs streamed, 2026-12-03; about 3.4 KB a claim, one
 //! copy of the vectors included); `cluster` also keeps a copy of the vectors for
 //! stance (the embedding cache is memory-mapped, not copied into memory), and the
 //! texts and report rows; the model

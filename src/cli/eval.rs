@@ -95,8 +95,8 @@ struct FitAdapterArgs {
     /// Rank of each update.
     #[arg(long, default_value_t = 8)]
     rank: usize,
-    /// Passes over the training pairs.
-    #[arg(long, default_value_t = 1)]
+    /// Passes over the training pairs (the built-in adapter took 2).
+    #[arg(long, default_value_t = 2)]
     epochs: usize,
     /// Labelled pairs per step.
     #[arg(long, default_value_t = 32)]

@@ -152,12 +152,10 @@ fn near_pairs_in<'p>(
 ) -> Box<dyn Iterator<Item = (usize, usize, f32)> + 'p> {
     let inside = move |a: usize, b: usize| large_of[a] == k && large_of[b] == k;
     match scorer.pairs().candidates() {
-        Some(candidates) => Box::new(
-            candidates
-                .iter()
-                .filter(move |p| inside(p.a as usize, p.b as usize))
-                .map(|p| (p.a as usize, p.b as usize, p.similarity)),
-        ),
+        Some(candidates) => Box::new(candidates.iter().filter_map(move |p| {
+            let (a, b) = p.rows();
+            inside(a, b).then_some((a, b, p.similarity))
+        })),
         None => {
             let mut pairs = nearest_pairs(scorer, edges);
             pairs.retain(|&(a, b)| inside(a, b));

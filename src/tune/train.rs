@@ -41,7 +41,7 @@ impl Default for TrainOptions {
             first_layer: 8,
             rank: 8,
             scale: 2.0,
-            epochs: 1,
+            epochs: 2,
             batch_pairs: 32,
             learning_rate: 5e-4,
             anchor: 4.0,
