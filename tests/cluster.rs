@@ -351,8 +351,6 @@ fn dbscan_and_hdbscan_are_options() {
             "seeds/",
             "--algorithm",
             algorithm,
-            "--max-distance",
-            "0.10",
             "-o",
             out_dir.to_str().unwrap(),
         ]);

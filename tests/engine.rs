@@ -245,3 +245,16 @@ fn an_adapter_is_merged_into_the_encoder_and_refused_for_another_model() {
         Ok(_) => panic!("a damaged adapter was accepted"),
     }
 }
+
+#[test]
+fn the_dbscan_radius_follows_the_adapter() {
+    use stancemap::{AdapterSource, DEFAULT_MAX_DISTANCE, DEFAULT_MAX_DISTANCE_FOR_CLAIMS};
+    assert_eq!(
+        Engine::builder().default_max_distance(),
+        DEFAULT_MAX_DISTANCE_FOR_CLAIMS
+    );
+    let published = Engine::builder().adapter(AdapterSource::None);
+    assert_eq!(published.default_max_distance(), DEFAULT_MAX_DISTANCE);
+    let other_model = Engine::builder().model_dir("elsewhere");
+    assert_eq!(other_model.default_max_distance(), DEFAULT_MAX_DISTANCE);
+}

@@ -11,8 +11,8 @@ use stancemap::eval::stance::{RowClaims, StanceScores, StanceSet};
 use stancemap::same_claim::fit::{self, EncoderIdentity};
 use stancemap::stance::{Context, Reach};
 use stancemap::tune::{TrainEvent, TrainOptions};
+use stancemap::Engine;
 use stancemap::{output, Role, ScorerKind, DEFAULT_CUT, DEFAULT_DUPLICATE_THRESHOLD};
-use stancemap::{Engine, DEFAULT_MAX_DISTANCE};
 
 use super::args::{cache_unless, AlgorithmKind, AlignArgs, EngineArgs};
 
@@ -277,12 +277,12 @@ fn score_in_context(engine: &Engine, set: &StanceSet, args: &EvalStanceArgs) -> 
 }
 
 fn run_sets(args: &EvalArgs) -> Result<()> {
-    let groupings = groupings(args)?;
     let builder = args
         .engine
         .builder()
         .cache(cache_unless(args.no_cache))
         .duplicate_threshold(args.threshold);
+    let groupings = groupings(args, builder.default_max_distance())?;
     let engine = args.align.apply(builder).build()?;
     let opts = eval_options(&engine, args.threshold, args.limit)?;
     let mut embed = |texts: &[&str]| engine.embed(texts, Role::Passage);
@@ -419,10 +419,10 @@ fn print_training(event: TrainEvent) {
 }
 
 /// Every algorithm at every cut or radius asked for (HDBSCAN has neither), checked.
-fn groupings(args: &EvalArgs) -> Result<Vec<Grouping>> {
+fn groupings(args: &EvalArgs, default_radius: f32) -> Result<Vec<Grouping>> {
     let or_default = |v: &[f32], d: f32| if v.is_empty() { vec![d] } else { v.to_vec() };
     let cuts = or_default(&args.cut, DEFAULT_CUT);
-    let radii = or_default(&args.max_distance, DEFAULT_MAX_DISTANCE);
+    let radii = or_default(&args.max_distance, default_radius);
     let mut groupings = Vec::new();
     for kind in &args.algorithm {
         let settings: Vec<(f32, f32)> = match kind {
