@@ -256,17 +256,6 @@ impl EngineBuilder {
         self
     }
 
-    /// DBSCAN's default radius for the encoder this builder loads:
-    /// [`DEFAULT_MAX_DISTANCE_FOR_CLAIMS`] with the built-in adapter on the
-    /// default model, else [`DEFAULT_MAX_DISTANCE`].
-    pub fn default_max_distance(&self) -> f32 {
-        if matches!(self.adapter, AdapterSource::ForClaims) && self.model.is_none() {
-            DEFAULT_MAX_DISTANCE_FOR_CLAIMS
-        } else {
-            DEFAULT_MAX_DISTANCE
-        }
-    }
-
     /// Receives progress and notices (default: [`Silent`]).
     pub fn observer(mut self, observer: impl Observer + 'static) -> Self {
         self.observer = Arc::new(observer);
@@ -398,7 +387,12 @@ impl EngineSettings {
         let adapter = adapter.map(|read| AdapterIdentity {
             origin: read.origin.display().to_string(),
             sha256: read.sha256,
+            built_in: read.built_in,
         });
+        self.options.grouping = self
+            .options
+            .grouping
+            .with_default_radius(default_max_distance(adapter.as_ref()))?;
         let cache = self.open_cache(&embedder, adapter.as_ref().map(|a| a.sha256.as_str()))?;
         Ok(Engine {
             embedder: Arc::new(embedder),
@@ -496,6 +490,15 @@ pub struct Engine {
 struct AdapterIdentity {
     origin: String,
     sha256: String,
+    built_in: bool,
+}
+
+/// DBSCAN's default radius with `adapter` merged into the encoder.
+fn default_max_distance(adapter: Option<&AdapterIdentity>) -> f32 {
+    match adapter {
+        Some(a) if a.built_in => DEFAULT_MAX_DISTANCE_FOR_CLAIMS,
+        _ => DEFAULT_MAX_DISTANCE,
+    }
 }
 
 impl Engine {
@@ -657,6 +660,13 @@ impl Engine {
             self.same_claim_checked.get_or_init(|| ());
         }
         Ok(&self.same_claim.model)
+    }
+
+    /// DBSCAN's default radius for this engine's encoder:
+    /// [`DEFAULT_MAX_DISTANCE_FOR_CLAIMS`] with the built-in adapter merged in,
+    /// else [`DEFAULT_MAX_DISTANCE`].
+    pub fn default_max_distance(&self) -> f32 {
+        default_max_distance(self.adapter.as_ref())
     }
 
     /// The sha256 (hex) of the adapter merged into the encoder; `None` when it

@@ -247,14 +247,42 @@ fn an_adapter_is_merged_into_the_encoder_and_refused_for_another_model() {
 }
 
 #[test]
-fn the_dbscan_radius_follows_the_adapter() {
-    use stancemap::{AdapterSource, DEFAULT_MAX_DISTANCE, DEFAULT_MAX_DISTANCE_FOR_CLAIMS};
-    assert_eq!(
-        Engine::builder().default_max_distance(),
-        DEFAULT_MAX_DISTANCE_FOR_CLAIMS
-    );
-    let published = Engine::builder().adapter(AdapterSource::None);
+fn the_dbscan_radius_follows_the_adapter_the_engine_merges() {
+    use stancemap::{Dbscan, DEFAULT_MAX_DISTANCE, DEFAULT_MAX_DISTANCE_FOR_CLAIMS};
+    let dbscan = |max_distance| {
+        Algorithm::Dbscan(Dbscan {
+            max_distance,
+            min_points: 2,
+        })
+    };
+    let radius = |engine: &Engine| match engine.options().grouping.algorithm() {
+        Algorithm::Dbscan(d) => d.max_distance,
+        other => panic!("expected DBSCAN, got {other}"),
+    };
+    let tuned = Engine::builder().grouping(dbscan(None)).build().unwrap();
+    assert!(tuned.adapter_digest().is_some());
+    assert_eq!(radius(&tuned), Some(DEFAULT_MAX_DISTANCE_FOR_CLAIMS));
+    // The same model named by its folder takes the built-in adapter too, and
+    // with it the adapter's radius.
+    let folder = stancemap::model::models_root().join(stancemap::model::DEFAULT_MODEL);
+    let local = Engine::builder()
+        .model_dir(folder)
+        .grouping(dbscan(None))
+        .build()
+        .unwrap();
+    assert_eq!(local.adapter_digest(), tuned.adapter_digest());
+    assert_eq!(radius(&local), Some(DEFAULT_MAX_DISTANCE_FOR_CLAIMS));
+    let published = Engine::builder()
+        .adapter(AdapterSource::None)
+        .grouping(dbscan(None))
+        .build()
+        .unwrap();
     assert_eq!(published.default_max_distance(), DEFAULT_MAX_DISTANCE);
-    let other_model = Engine::builder().model_dir("elsewhere");
-    assert_eq!(other_model.default_max_distance(), DEFAULT_MAX_DISTANCE);
+    assert_eq!(radius(&published), Some(DEFAULT_MAX_DISTANCE));
+    // A radius given is kept whatever the adapter.
+    let given = Engine::builder()
+        .grouping(dbscan(Some(0.3)))
+        .build()
+        .unwrap();
+    assert_eq!(radius(&given), Some(0.3));
 }

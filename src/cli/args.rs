@@ -112,11 +112,11 @@ pub struct GroupingArgs {
 impl GroupingArgs {
     /// `builder` with these thresholds and the cache unless turned off.
     pub fn apply(&self, builder: EngineBuilder) -> EngineBuilder {
-        let radius = self
-            .max_distance
-            .unwrap_or_else(|| builder.default_max_distance());
         builder
-            .grouping(self.algorithm.with(self.cut, radius, self.min_points))
+            .grouping(
+                self.algorithm
+                    .with(self.cut, self.max_distance, self.min_points),
+            )
             .duplicate_threshold(self.threshold)
             .cross_article_only(self.cross_article_only)
             .cache(cache_unless(self.no_cache))
@@ -141,8 +141,9 @@ pub enum AlgorithmKind {
 }
 
 impl AlgorithmKind {
-    /// The algorithm with its parameters (unchecked: the engine checks them).
-    pub fn with(self, cut: f32, max_distance: f32, min_points: usize) -> Algorithm {
+    /// The algorithm with its parameters (unchecked: the engine checks them);
+    /// DBSCAN's radius `None` is the engine's default for its encoder.
+    pub fn with(self, cut: f32, max_distance: Option<f32>, min_points: usize) -> Algorithm {
         match self {
             AlgorithmKind::Agglomerative => Algorithm::Agglomerative(Agglomerative { cut }),
             AlgorithmKind::Dbscan => Algorithm::Dbscan(Dbscan {

@@ -282,8 +282,12 @@ fn run_sets(args: &EvalArgs) -> Result<()> {
         .builder()
         .cache(cache_unless(args.no_cache))
         .duplicate_threshold(args.threshold);
-    let groupings = groupings(args, builder.default_max_distance())?;
+    let groupings = groupings(args)?;
     let engine = args.align.apply(builder).build()?;
+    let groupings = groupings
+        .into_iter()
+        .map(|g| g.with_default_radius(engine.default_max_distance()))
+        .collect::<Result<Vec<_>, _>>()?;
     let opts = eval_options(&engine, args.threshold, args.limit)?;
     let mut embed = |texts: &[&str]| engine.embed(texts, Role::Passage);
     let is_pairs = |set: &Path| set.extension().is_some_and(|e| e == "tsv");
@@ -418,17 +422,23 @@ fn print_training(event: TrainEvent) {
     }
 }
 
-/// Every algorithm at every cut or radius asked for (HDBSCAN has neither), checked.
-fn groupings(args: &EvalArgs, default_radius: f32) -> Result<Vec<Grouping>> {
-    let or_default = |v: &[f32], d: f32| if v.is_empty() { vec![d] } else { v.to_vec() };
-    let cuts = or_default(&args.cut, DEFAULT_CUT);
-    let radii = or_default(&args.max_distance, default_radius);
+/// Every algorithm at every cut or radius asked for (HDBSCAN has neither),
+/// checked; DBSCAN with no radius asked for takes the encoder's default.
+fn groupings(args: &EvalArgs) -> Result<Vec<Grouping>> {
+    let cuts = match args.cut.as_slice() {
+        [] => vec![DEFAULT_CUT],
+        asked => asked.to_vec(),
+    };
+    let radii: Vec<Option<f32>> = match args.max_distance.as_slice() {
+        [] => vec![None],
+        asked => asked.iter().copied().map(Some).collect(),
+    };
     let mut groupings = Vec::new();
     for kind in &args.algorithm {
-        let settings: Vec<(f32, f32)> = match kind {
-            AlgorithmKind::Agglomerative => cuts.iter().map(|&c| (c, 0.0)).collect(),
+        let settings: Vec<(f32, Option<f32>)> = match kind {
+            AlgorithmKind::Agglomerative => cuts.iter().map(|&c| (c, None)).collect(),
             AlgorithmKind::Dbscan => radii.iter().map(|&r| (DEFAULT_CUT, r)).collect(),
-            AlgorithmKind::Hdbscan => vec![(DEFAULT_CUT, 0.0)],
+            AlgorithmKind::Hdbscan => vec![(DEFAULT_CUT, None)],
         };
         for (cut, radius) in settings {
             groupings.push(kind.with(cut, radius, args.min_points).check()?);

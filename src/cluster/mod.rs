@@ -48,7 +48,9 @@ pub struct Clustering {
 /// distance `max_distance` are cores; clusters are cores and what they reach.
 #[derive(Debug, Clone, Copy)]
 pub struct Dbscan {
-    pub max_distance: f32,
+    /// `None`: the default of the encoder the engine loads (see
+    /// [`Grouping::with_default_radius`]); fitting without a radius is an error.
+    pub max_distance: Option<f32>,
     pub min_points: usize,
 }
 
@@ -67,6 +69,8 @@ pub enum ClusterError {
     BadThreshold(f32),
     #[error("the grouping cut must be a probability in (0, 1], got {0}")]
     BadCut(f32),
+    #[error("DBSCAN was given no radius (max_distance)")]
+    NoRadius,
     #[error("DBSCAN: {0}")]
     Dbscan(#[from] linfa_clustering::DbscanParamsError),
     #[error("HDBSCAN: {0}")]
@@ -95,7 +99,7 @@ impl Algorithm {
         match &self {
             Algorithm::Agglomerative(a) => check_cut(a.cut)?,
             Algorithm::Dbscan(d) => {
-                check_radius(d.max_distance)?;
+                d.max_distance.map(check_radius).transpose()?;
                 check_at_least_2("min_points", d.min_points)?
             }
             Algorithm::Hdbscan(h) => check_at_least_2("min_cluster_size", h.min_cluster_size)?,
@@ -108,6 +112,23 @@ impl Grouping {
     /// The checked algorithm and parameters.
     pub fn algorithm(&self) -> &Algorithm {
         &self.0
+    }
+
+    /// This grouping with DBSCAN's radius, where none was given, set to
+    /// `radius` (checked like a given one).
+    pub fn with_default_radius(self, radius: f32) -> Result<Grouping, ClusterError> {
+        match self.0 {
+            Algorithm::Dbscan(
+                d @ Dbscan {
+                    max_distance: None, ..
+                },
+            ) => Algorithm::Dbscan(Dbscan {
+                max_distance: Some(radius),
+                ..d
+            })
+            .check(),
+            _ => Ok(self),
+        }
     }
 
     /// Clusters the claims `scorer` compares. Average linkage takes its
@@ -158,9 +179,10 @@ impl std::fmt::Display for Algorithm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Algorithm::Agglomerative(a) => write!(f, "agglomerative, cut p ≥ {}", a.cut),
-            Algorithm::Dbscan(d) => {
-                write!(f, "dbscan, radius {}, min {}", d.max_distance, d.min_points)
-            }
+            Algorithm::Dbscan(d) => match d.max_distance {
+                Some(radius) => write!(f, "dbscan, radius {radius}, min {}", d.min_points),
+                None => write!(f, "dbscan, default radius, min {}", d.min_points),
+            },
             Algorithm::Hdbscan(h) => write!(f, "hdbscan, min {}", h.min_cluster_size),
         }
     }
@@ -265,7 +287,8 @@ impl<T> Fit<Array2<f32>, T, ClusterError> for Dbscan {
     type Object = Clustering;
 
     fn fit(&self, dataset: &DatasetBase<Array2<f32>, T>) -> Result<Clustering, ClusterError> {
-        check_radius(self.max_distance)?;
+        let radius = self.max_distance.ok_or(ClusterError::NoRadius)?;
+        check_radius(radius)?;
         check_at_least_2("min_points", self.min_points)?;
         self.cluster(&dataset.records)
     }
@@ -274,8 +297,9 @@ impl<T> Fit<Array2<f32>, T, ClusterError> for Dbscan {
 impl Dbscan {
     /// DBSCAN on Euclidean distance; the parameters are checked by the caller.
     fn cluster(&self, records: &Array2<f32>) -> Result<Clustering, ClusterError> {
+        let radius = self.max_distance.ok_or(ClusterError::NoRadius)?;
         let labels = linfa_clustering::Dbscan::params(self.min_points)
-            .tolerance((2.0 * self.max_distance).sqrt())
+            .tolerance((2.0 * radius).sqrt())
             .check()?
             .transform(records);
         Ok(Clustering::from_groups(labels))
@@ -369,7 +393,7 @@ mod tests {
         let a = agglomerative(&emb, 0.5);
         let data = DatasetBase::from(emb);
         let d = Dbscan {
-            max_distance: 0.05,
+            max_distance: Some(0.05),
             min_points: 2,
         }
         .fit(&data)
@@ -378,7 +402,7 @@ mod tests {
         assert_eq!((d.labels.as_slice(), d.n_clusters), (&want[..], 2));
         // Too tight a radius: all noise.
         let none = Dbscan {
-            max_distance: 0.0001,
+            max_distance: Some(0.0001),
             min_points: 2,
         }
         .fit(&data)
