@@ -20,7 +20,8 @@ use super::{peak_rss_mib, reset_peak_rss};
 use crate::cluster::{Agglomerative, Algorithm, Clustering};
 use crate::corpus::Lang;
 use crate::error::Result;
-pub use crate::neighbours::EXACT_LIMIT;
+use crate::neighbours::recall_at;
+pub use crate::neighbours::{IndexOrder, EXACT_LIMIT};
 use crate::observer::Observer;
 use crate::random::Xorshift;
 use crate::same_claim::{ClaimPairs, NeighbourSearch, PairScorer, SameClaimModel};
@@ -37,6 +38,9 @@ const TOPIC: f32 = 0.6;
 const SUBTOPIC: f32 = 0.15;
 const POINT: f32 = 0.18;
 const NOISE: f32 = 0.07;
+
+/// Claims whose nearest neighbours are checked against brute force.
+const RECALL_QUERIES: usize = 1_000;
 
 /// Words a point's claims draw from, and how many each claim takes.
 const POINT_WORDS: usize = 8;
@@ -56,6 +60,8 @@ pub struct ScaleOptions {
     /// Above this many claims neighbours come from the approximate index
     /// (default [`EXACT_LIMIT`]).
     pub exact_limit: usize,
+    /// The order claims go into the index in.
+    pub index_order: IndexOrder,
 }
 
 /// One stage's time and the process's peak memory while it ran.
@@ -84,6 +90,9 @@ pub struct ScaleRun {
     /// the planted points' pairs, the share the groups join.
     pub pair_precision: f64,
     pub pair_recall: f64,
+    /// With the index: of the 10 nearest claims (exact) of 1,000 claims, the
+    /// share among the index's candidates.
+    pub neighbour_recall_at_10: Option<f64>,
 }
 
 /// A synthetic corpus: unit rows, their texts and languages, and the point each
@@ -116,11 +125,15 @@ pub fn run(
     let (embeddings, langs) = (corpus.embeddings, &corpus.langs);
     let search = NeighbourSearch {
         exact_limit: opts.exact_limit,
+        index_order: opts.index_order,
         observer,
     };
     let pairs = ClaimPairs::with_search(embeddings, &texts, langs, None, search)?;
     stages.push(clock.stop(log));
     let exact_neighbours = pairs.candidates().is_none();
+    let neighbour_recall_at_10 = pairs
+        .candidates()
+        .map(|found| recall_at(pairs.moved(), found, RECALL_QUERIES));
     let scorer = PairScorer::new(pairs, model);
 
     let clock = Stopwatch::start("pairs at the cut", n, log);
@@ -143,6 +156,7 @@ pub fn run(
         grouped_on_pairs: clustering.grouped_on_pairs,
         pair_precision,
         pair_recall,
+        neighbour_recall_at_10,
     })
 }
 
@@ -295,12 +309,15 @@ pub fn format_table(runs: &[ScaleRun]) -> String {
             );
         }
     }
-    out += "\n| claims | pairs ≥ cut | groups | components on pairs alone (claims, largest) | pair precision | pair recall |\n|---|---|---|---|---|---|\n";
+    out += "\n| claims | pairs ≥ cut | groups | components on pairs alone (claims, largest) | pair precision | pair recall | neighbour recall@10 |\n|---|---|---|---|---|---|---|\n";
     for run in runs {
         let sizes = &run.grouped_on_pairs;
         let largest = sizes.iter().max().unwrap_or(&0);
+        let recall = run
+            .neighbour_recall_at_10
+            .map_or("— (exact)".into(), |r| format!("{r:.3}"));
         out += &format!(
-            "| {} | {} | {} | {} ({}, {largest}) | {:.3} | {:.3} |\n",
+            "| {} | {} | {} | {} ({}, {largest}) | {:.3} | {:.3} | {recall} |\n",
             run.claims,
             run.pairs,
             run.groups,
@@ -349,6 +366,7 @@ mod tests {
             cut: 0.5,
             seed: 3,
             exact_limit: EXACT_LIMIT,
+            index_order: IndexOrder::default(),
         };
         let run = run(
             &opts,
@@ -382,7 +400,9 @@ mod tests {
             &mut |_| {},
         )
         .unwrap();
-        assert!(!indexed.exact_neighbours);
+        assert!(!indexed.exact_neighbours && run.neighbour_recall_at_10.is_none());
+        let recall = indexed.neighbour_recall_at_10.unwrap();
+        assert!(recall > 0.95, "neighbour recall@10 {recall}");
         assert!(
             (indexed.pair_precision - run.pair_precision).abs() < 0.02,
             "{indexed:?}"

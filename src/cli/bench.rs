@@ -77,6 +77,10 @@ struct ScaleArgs {
     /// exact products (to measure the switch; `cluster` uses the default).
     #[arg(long, default_value_t = scale::EXACT_LIMIT)]
     exact_limit: usize,
+    /// Add and search claims in the index as they come, not sorted by nearest
+    /// k-means centroid (to measure what that order gains).
+    #[arg(long)]
+    unordered_index: bool,
     /// Write the figures as JSON here.
     #[arg(long, default_value = "bench-scale.json")]
     json: PathBuf,
@@ -124,6 +128,11 @@ fn run_scale(args: ScaleArgs) -> Result<()> {
             cut: args.cut,
             seed: args.seed,
             exact_limit: args.exact_limit,
+            index_order: if args.unordered_index {
+                scale::IndexOrder::Rows
+            } else {
+                scale::IndexOrder::Clustered
+            },
         })
         .collect();
     eprintln!("CPU: {}", cpu::CpuInfo::detect());

@@ -13,7 +13,9 @@ use super::signals::TextSignals;
 use crate::align::LanguageOffset;
 use crate::corpus::Lang;
 use crate::error::Result;
-use crate::neighbours::{approximate_pairs_above, for_each_row, Pair, ANN_NEIGHBOURS, EXACT_LIMIT};
+use crate::neighbours::{
+    approximate_pairs_above, for_each_row, IndexOrder, Pair, Top, ANN_NEIGHBOURS, EXACT_LIMIT,
+};
 use crate::observer::{Observer, Silent};
 
 /// The features' names, in the order [`ClaimPairs::features`] gives them.
@@ -89,42 +91,6 @@ fn share(lang: Lang) -> f32 {
 /// a better group.
 const NEAREST: usize = 8;
 
-/// Keeps the `N` largest values seen (with whose they are), largest first.
-#[derive(Clone, Copy)]
-struct Top<const N: usize>([(f32, usize); N]);
-
-impl<const N: usize> Top<N> {
-    fn new() -> Self {
-        Top([(f32::NEG_INFINITY, usize::MAX); N])
-    }
-
-    fn push(&mut self, x: f32, who: usize) {
-        if x <= self.0[N - 1].0 {
-            return;
-        }
-        let mut k = N - 1;
-        while k > 0 && self.0[k - 1].0 < x {
-            self.0[k] = self.0[k - 1];
-            k -= 1;
-        }
-        self.0[k] = (x, who);
-    }
-
-    fn seen(&self) -> impl Iterator<Item = (f32, usize)> + '_ {
-        self.0.iter().copied().filter(|x| x.1 != usize::MAX)
-    }
-
-    /// The mean of the `k` largest values kept (fewer when fewer were seen; 0 for
-    /// none).
-    fn mean_of(&self, k: usize) -> f32 {
-        let (sum, count) = self
-            .seen()
-            .take(k)
-            .fold((0.0, 0), |(s, c), x| (s + x.0, c + 1));
-        sum / count.max(1) as f32
-    }
-}
-
 /// English claims `claim 0`, `claim 1`, … with embeddings `emb`, compared as they
 /// are (for tests).
 #[cfg(test)]
@@ -140,6 +106,8 @@ pub(crate) fn numbered_claims(emb: Array2<f32>) -> ClaimPairs {
 #[derive(Clone, Copy)]
 pub struct NeighbourSearch<'a> {
     pub exact_limit: usize,
+    /// The order claims go into the index in.
+    pub index_order: IndexOrder,
     pub observer: &'a dyn Observer,
 }
 
@@ -148,6 +116,7 @@ impl Default for NeighbourSearch<'_> {
     fn default() -> Self {
         NeighbourSearch {
             exact_limit: EXACT_LIMIT,
+            index_order: IndexOrder::default(),
             observer: &Silent,
         }
     }
@@ -188,7 +157,15 @@ impl ClaimPairs {
             }
         }
         let candidates = (moved.nrows() > search.exact_limit)
-            .then(|| approximate_pairs_above(&moved, -1.0, ANN_NEIGHBOURS, search.observer))
+            .then(|| {
+                approximate_pairs_above(
+                    &moved,
+                    -1.0,
+                    ANN_NEIGHBOURS,
+                    search.index_order,
+                    search.observer,
+                )
+            })
             .transpose()?;
         let mean: Array1<f32> = moved
             .mean_axis(Axis(0))
@@ -283,7 +260,7 @@ impl ClaimPairs {
         tops.into_iter()
             .map(|(moved, centred)| {
                 let neighbourhood = Neighbourhood {
-                    nearest: moved.0[0].0,
+                    nearest: moved.largest(),
                     moved: moved.mean_of(NEIGHBOURHOOD),
                     centred: centred.mean_of(NEIGHBOURHOOD),
                 };
@@ -368,18 +345,5 @@ mod tests {
         // 1's nearest too, so the pair is mutual.
         assert_eq!(f[10], 1.0);
         assert_eq!(pairs.features(0, 2)[10], 0.0);
-    }
-
-    #[test]
-    fn the_top_keeps_the_largest_first() {
-        let mut top = Top::<3>::new();
-        for (who, x) in [0.2, 0.9, 0.5, 0.7, 0.1].into_iter().enumerate() {
-            top.push(x, who);
-        }
-        assert_eq!(top.0, [(0.9, 1), (0.7, 3), (0.5, 2)]);
-        let mut one = Top::<3>::new();
-        one.push(0.4, 0);
-        assert_eq!(one.mean_of(3), 0.4);
-        assert!((top.mean_of(2) - 0.8).abs() < 1e-6);
     }
 }
