@@ -21,7 +21,7 @@ use crate::cluster::{Agglomerative, Algorithm, Clustering};
 use crate::corpus::Lang;
 use crate::error::Result;
 use crate::neighbours::recall_at;
-pub use crate::neighbours::{IndexOrder, EXACT_LIMIT};
+pub use crate::neighbours::{ApproximateSearch, EXACT_LIMIT};
 use crate::observer::Observer;
 use crate::random::Xorshift;
 use crate::same_claim::{ClaimPairs, NeighbourSearch, PairScorer, SameClaimModel};
@@ -57,11 +57,11 @@ pub struct ScaleOptions {
     pub cut: f32,
     /// Seed of the synthetic corpus.
     pub seed: u64,
-    /// Above this many claims neighbours come from the approximate index
+    /// Above this many claims neighbours come from the approximate search
     /// (default [`EXACT_LIMIT`]).
     pub exact_limit: usize,
-    /// The order claims go into the index in.
-    pub index_order: IndexOrder,
+    /// How neighbours are found above `exact_limit`.
+    pub approximate: ApproximateSearch,
 }
 
 /// One stage's time and the process's peak memory while it ran.
@@ -78,8 +78,9 @@ pub struct ScaleRun {
     pub claims: usize,
     pub planted_points: usize,
     pub cut: f32,
-    /// Whether neighbours were exact (blocked products) or from the HNSW index.
-    pub exact_neighbours: bool,
+    /// How neighbours were found: `exact` (blocked products), else the
+    /// approximate search's name (`cells`, `hnsw`, `hnsw-rows`).
+    pub neighbours: &'static str,
     pub stages: Vec<StageFigures>,
     /// Pairs at or above the cut.
     pub pairs: usize,
@@ -90,8 +91,8 @@ pub struct ScaleRun {
     /// the planted points' pairs, the share the groups join.
     pub pair_precision: f64,
     pub pair_recall: f64,
-    /// With the index: of the 10 nearest claims (exact) of 1,000 claims, the
-    /// share among the index's candidates.
+    /// Above the exact limit: of the 10 nearest claims (exact) of 1,000 claims, the
+    /// share among the candidates found.
     pub neighbour_recall_at_10: Option<f64>,
 }
 
@@ -125,12 +126,15 @@ pub fn run(
     let (embeddings, langs) = (corpus.embeddings, &corpus.langs);
     let search = NeighbourSearch {
         exact_limit: opts.exact_limit,
-        index_order: opts.index_order,
+        approximate: opts.approximate,
         observer,
     };
     let pairs = ClaimPairs::with_search(embeddings, &texts, langs, None, search)?;
     stages.push(clock.stop(log));
-    let exact_neighbours = pairs.candidates().is_none();
+    let neighbours = match pairs.candidates() {
+        None => "exact",
+        Some(_) => opts.approximate.name(),
+    };
     let neighbour_recall_at_10 = pairs
         .candidates()
         .map(|found| recall_at(pairs.moved(), found, RECALL_QUERIES));
@@ -149,7 +153,7 @@ pub fn run(
         claims: n,
         planted_points: corpus.points.iter().max().map_or(0, |&p| p + 1),
         cut: opts.cut,
-        exact_neighbours,
+        neighbours,
         stages,
         pairs: found.len(),
         groups: clustering.n_clusters,
@@ -296,11 +300,7 @@ pub fn format_table(runs: &[ScaleRun]) -> String {
         "| claims | neighbours | stage | seconds | peak RSS MiB |\n|---|---|---|---|---|\n",
     );
     for run in runs {
-        let how = if run.exact_neighbours {
-            "exact"
-        } else {
-            "HNSW"
-        };
+        let how = run.neighbours;
         for s in &run.stages {
             let rss = s.peak_rss_mib.map_or("—".into(), |m| format!("{m:.0}"));
             out += &format!(
@@ -366,7 +366,7 @@ mod tests {
             cut: 0.5,
             seed: 3,
             exact_limit: EXACT_LIMIT,
-            index_order: IndexOrder::default(),
+            approximate: ApproximateSearch::default(),
         };
         let run = run(
             &opts,
@@ -385,10 +385,10 @@ mod tests {
                 "grouping"
             ]
         );
-        assert!(run.exact_neighbours && run.groups > 100, "{run:?}");
+        assert!(run.neighbours == "exact" && run.groups > 100, "{run:?}");
         assert!(run.pair_precision > 0.8, "{run:?}");
         assert!(run.pair_recall > 0.5, "{run:?}");
-        // The approximate index on the same claims finds (nearly) the same groups.
+        // The approximate search on the same claims finds (nearly) the same groups.
         let approximate = ScaleOptions {
             exact_limit: 0,
             ..opts
@@ -400,7 +400,7 @@ mod tests {
             &mut |_| {},
         )
         .unwrap();
-        assert!(!indexed.exact_neighbours && run.neighbour_recall_at_10.is_none());
+        assert!(indexed.neighbours == "cells" && run.neighbour_recall_at_10.is_none());
         let recall = indexed.neighbour_recall_at_10.unwrap();
         assert!(recall > 0.95, "neighbour recall@10 {recall}");
         assert!(

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 
 use stancemap::bench::scale::{self, ScaleOptions};
 use stancemap::bench::{self, BenchOptions};
@@ -73,17 +73,37 @@ struct ScaleArgs {
     /// Seed of the synthetic corpora.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Above this many claims, neighbours come from the HNSW index instead of
+    /// Above this many claims, neighbours come from the approximate search instead of
     /// exact products (to measure the switch; `cluster` uses the default).
     #[arg(long, default_value_t = scale::EXACT_LIMIT)]
     exact_limit: usize,
-    /// Add and search claims in the index as they come, not sorted by nearest
-    /// k-means centroid (to measure what that order gains).
-    #[arg(long)]
-    unordered_index: bool,
+    /// How neighbours are found above --exact-limit: `cells` compares each claim
+    /// exactly with the claims of its 8 nearest k-means cells; `hnsw` searches an
+    /// HNSW index built in a cache-friendly order; `hnsw-rows` one built as the
+    /// claims come.
+    #[arg(long, value_enum, default_value_t = SearchKind::Cells)]
+    search: SearchKind,
     /// Write the figures as JSON here.
     #[arg(long, default_value = "bench-scale.json")]
     json: PathBuf,
+}
+
+/// `bench scale --search`: how neighbours are found above the exact limit.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SearchKind {
+    Cells,
+    Hnsw,
+    HnswRows,
+}
+
+impl From<SearchKind> for scale::ApproximateSearch {
+    fn from(kind: SearchKind) -> Self {
+        match kind {
+            SearchKind::Cells => Self::Cells,
+            SearchKind::Hnsw => Self::Hnsw,
+            SearchKind::HnswRows => Self::HnswInRowOrder,
+        }
+    }
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -128,11 +148,7 @@ fn run_scale(args: ScaleArgs) -> Result<()> {
             cut: args.cut,
             seed: args.seed,
             exact_limit: args.exact_limit,
-            index_order: if args.unordered_index {
-                scale::IndexOrder::Rows
-            } else {
-                scale::IndexOrder::Clustered
-            },
+            approximate: args.search.into(),
         })
         .collect();
     eprintln!("CPU: {}", cpu::CpuInfo::detect());

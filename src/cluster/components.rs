@@ -140,7 +140,7 @@ fn large_component_of(n: usize, components: &[Vec<usize>], max_exact: usize) -> 
 }
 
 /// The pairs of near neighbours inside the `k`th component (`large_of[row] ==
-/// k`), each once with its moved cosine: the approximate index's candidates
+/// k`), each once with its moved cosine: the approximate search's candidates
 /// (one pass over them for each large component; no list is kept, so memory
 /// does not grow with them), or, where there is no index, each claim and its 8
 /// nearest and the `edges` at the cut.

@@ -6,7 +6,7 @@ pub mod encoder;
 pub(crate) mod isa;
 mod kernels;
 mod linear;
-mod packed;
+pub(crate) mod packed;
 mod skinny;
 
 use std::sync::Arc;

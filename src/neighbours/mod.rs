@@ -1,10 +1,12 @@
 //! Cosine neighbours of unit-length embeddings. Up to [`EXACT_LIMIT`] rows: exact,
-//! by blocked matrix products, so memory stays at one block of rows × n. Above it:
-//! an HNSW index (usearch, its vectors stored as bf16), so the cost grows near
-//! n·log n instead of n²; each row then finds at most [`ANN_NEIGHBOURS`] partners,
-//! whose similarities are computed again exactly from the f32 rows. Rows are added
-//! and searched in an order that keeps near rows together ([`order`]).
+//! by blocked matrix products, so memory stays at one block of rows × n. Above it,
+//! each row finds its [`ANN_NEIGHBOURS`] nearest rows approximately: by default
+//! among the rows of its nearest k-means cells ([`cells`]), or from an HNSW index
+//! ([`hnsw`]); their similarities are then computed exactly from the f32 rows.
 
+mod cells;
+mod centroids;
+mod hnsw;
 mod order;
 mod recall;
 mod top;
@@ -15,42 +17,45 @@ pub(crate) use top::Top;
 use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
 use serde::Serialize;
-use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 use crate::error::{Error, Result};
-use crate::observer::{Observer, Stage, StageProgress};
+use crate::observer::Observer;
 use order::Plan;
 
 /// Rows of the similarity matrix computed at a time.
 const BLOCK: usize = 1024;
 
-/// Above this many rows, duplicate pairs come from the approximate index. Measured
+/// Above this many rows, duplicate pairs come from the approximate search. Measured
 /// with `bench scale` on synthetic 384-dim claims, 2 cores (README, *Scale*): at 10k
-/// exact products take 4.9 s and the index 1.5 s, finding the same groups; at 40k,
-/// 66 s against 5.9 s, with 99.8% of the pairs. Below, exactness costs under 5 s.
+/// exact products take 4.3 s and the cells 0.5 s, finding the same groups; at 40k,
+/// 60 s against 5.1 s, with 99.8% of the pairs. Below, exactness costs under 5 s.
 pub const EXACT_LIMIT: usize = 10_000;
 
-/// Nearest neighbours each row asks the approximate index for.
+/// Nearest neighbours each row asks the approximate search for.
 pub const ANN_NEIGHBOURS: usize = 64;
 
-/// The index's graph: links per node (twice as many on the lowest layer), and the
-/// candidates kept while adding and while searching (usearch's `connectivity`,
-/// `expansion_add`, `expansion_search`); measured in benches/ann (README, *Scale*):
-/// with bf16 vectors, searching 256 candidates instead of 128 lifts recall@10 from
-/// 0.967 to 0.984 at 100k for 1.6× the search time.
-const ANN_LINKS: usize = 16;
-const ANN_EF_CONSTRUCTION: usize = 100;
-const ANN_EF_SEARCH: usize = 256;
-
-/// The order rows are added to and searched in the index.
+/// How the approximate search finds each row's nearest rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum IndexOrder {
-    /// A skeleton of every eighth row first, then the rest sorted by nearest
-    /// k-means centroid, so near rows are read together ([`order`]).
+pub enum ApproximateSearch {
+    /// Exact products with the rows of the row's nearest k-means cells ([`cells`]).
     #[default]
-    Clustered,
-    /// As the rows come (to measure what the order gains).
-    Rows,
+    Cells,
+    /// An HNSW index, rows added as a skeleton of every eighth row, then sorted by
+    /// nearest k-means centroid, so near rows are read together ([`order`]).
+    Hnsw,
+    /// An HNSW index, rows added as they come.
+    HnswInRowOrder,
+}
+
+impl ApproximateSearch {
+    /// The name `bench scale --search` knows it by.
+    pub fn name(self) -> &'static str {
+        match self {
+            ApproximateSearch::Cells => "cells",
+            ApproximateSearch::Hnsw => "hnsw",
+            ApproximateSearch::HnswInRowOrder => "hnsw-rows",
+        }
+    }
 }
 
 /// Two rows and their cosine similarity (`a < b`). Rows are `u32` so a pair takes
@@ -91,89 +96,40 @@ pub(crate) fn for_each_row(emb: ArrayView2<f32>, mut visit: impl FnMut(usize, &[
     }
 }
 
-fn index_error(e: cxx::Exception) -> Error {
-    Error::Index(e.what().to_string())
-}
-
-/// An HNSW index over every row of `emb` (inner product; rows added phase after
-/// phase, in parallel within a phase).
-fn build_index(emb: &Array2<f32>, phases: &[Vec<u32>], observer: &dyn Observer) -> Result<Index> {
-    let options = IndexOptions {
-        dimensions: emb.ncols(),
-        metric: MetricKind::IP,
-        quantization: ScalarKind::BF16,
-        connectivity: ANN_LINKS,
-        expansion_add: ANN_EF_CONSTRUCTION,
-        expansion_search: ANN_EF_SEARCH,
-        multi: false,
-    };
-    let index = Index::new(&options).map_err(index_error)?;
-    index
-        .reserve_capacity_and_threads(emb.nrows(), rayon::current_num_threads())
-        .map_err(index_error)?;
-    let progress = StageProgress::new(observer, Stage::Indexing, emb.nrows());
-    for phase in phases {
-        phase.par_iter().try_for_each(|&i| {
-            let row = emb.row(i as usize);
-            let row = row.as_slice().expect("contiguous rows");
-            index.add(u64::from(i), row).map_err(index_error)?;
-            progress.advance(1);
-            Ok::<(), Error>(())
-        })?;
-    }
-    Ok(index)
-}
-
-/// Pairs with cosine ≥ `threshold` among each row's `k` nearest neighbours in an
-/// HNSW index (similarities themselves are exact), in no particular order; rows
-/// go into the index in `order`; `observer` is told the progress of indexing and
-/// searching.
+/// Pairs with cosine ≥ `threshold` among each row's [`ANN_NEIGHBOURS`] nearest
+/// rows, found as `search` says (similarities themselves are exact), in no
+/// particular order; `observer` is told the progress.
 pub fn approximate_pairs_above(
     emb: &Array2<f32>,
     threshold: f32,
-    k: usize,
-    order: IndexOrder,
+    search: ApproximateSearch,
     observer: &dyn Observer,
 ) -> Result<Vec<Pair>> {
-    if u32::try_from(emb.nrows()).is_err() {
-        return Err(Error::Index(format!("{} rows; at most 2^32", emb.nrows())));
+    let n = emb.nrows();
+    if u32::try_from(n).is_err() {
+        return Err(Error::Index(format!("{n} rows; at most 2^32")));
     }
-    let plan = match order {
-        IndexOrder::Clustered => Plan::clustered(emb)?,
-        IndexOrder::Rows => Plan::rows(emb.nrows()),
+    let neighbours = match search {
+        ApproximateSearch::Cells => cells::nearest_in_cells::<ANN_NEIGHBOURS>(emb, observer)?,
+        ApproximateSearch::Hnsw => {
+            hnsw::nearest_in_index(emb, ANN_NEIGHBOURS, &Plan::clustered(emb)?, observer)?
+        }
+        ApproximateSearch::HnswInRowOrder => {
+            hnsw::nearest_in_index(emb, ANN_NEIGHBOURS, &Plan::rows(n), observer)?
+        }
     };
-    let index = build_index(emb, &plan.phases, observer)?;
-    let progress = StageProgress::new(observer, Stage::Searching, emb.nrows());
-    let found: Vec<Vec<u32>> = plan
-        .search
-        .par_iter()
-        .map(|&i| {
-            progress.advance(1);
-            let row = emb.row(i as usize);
-            let found = index.search(row.as_slice().expect("contiguous rows"), k + 1);
-            let mut keys: Vec<u32> = found
-                .map_err(index_error)?
-                .keys
-                .into_iter()
-                .map(|key| key as u32)
-                .collect();
-            keys.sort_unstable();
-            Ok(keys)
-        })
-        .collect::<Result<_>>()?;
-    drop(index);
-    let mut neighbours = vec![Vec::new(); emb.nrows()];
-    for (&i, keys) in plan.search.iter().zip(found) {
-        neighbours[i as usize] = keys;
-    }
-    // Each pair once, from its lower row (a pair found from both sides counts once).
-    let lists = &neighbours;
-    let pairs: Vec<Pair> = neighbours
+    Ok(pairs_among(emb, &neighbours, threshold))
+}
+
+/// Pairs with cosine ≥ `threshold` between each row and its `neighbours` (sorted
+/// row numbers), each pair once, from its lower row.
+fn pairs_among(emb: &Array2<f32>, neighbours: &[Vec<u32>], threshold: f32) -> Vec<Pair> {
+    neighbours
         .par_iter()
         .enumerate()
         .flat_map_iter(|(i, keys)| {
             let found_from_below =
-                move |j: usize| j < i && lists[j].binary_search(&(i as u32)).is_ok();
+                move |j: usize| j < i && neighbours[j].binary_search(&(i as u32)).is_ok();
             keys.iter()
                 .map(|&j| j as usize)
                 .filter(move |&j| j != i && !found_from_below(j))
@@ -182,8 +138,7 @@ pub fn approximate_pairs_above(
                     (similarity >= threshold).then(|| Pair::new(i, j, similarity))
                 })
         })
-        .collect();
-    Ok(pairs)
+        .collect()
 }
 
 /// `groups` groups of `size` copies of random unit vectors in `dim` dimensions,
@@ -234,16 +189,24 @@ mod tests {
             "{} exact pairs",
             exact.len()
         );
-        for order in [IndexOrder::Clustered, IndexOrder::Rows] {
-            let approximate =
-                approximate_pairs_above(&emb, 0.9, ANN_NEIGHBOURS, order, &crate::Silent).unwrap();
+        let searches = [
+            ApproximateSearch::Cells,
+            ApproximateSearch::Hnsw,
+            ApproximateSearch::HnswInRowOrder,
+        ];
+        for search in searches {
+            let approximate = approximate_pairs_above(&emb, 0.9, search, &crate::Silent).unwrap();
             let found: std::collections::HashSet<(usize, usize)> =
                 approximate.iter().map(Pair::rows).collect();
             let recall = exact.iter().filter(|p| found.contains(&p.rows())).count() as f64
                 / exact.len() as f64;
-            assert!(recall >= 0.99, "{order:?}: recall {recall}");
+            assert!(recall >= 0.99, "{search:?}: recall {recall}");
             assert!(approximate.iter().all(|p| p.a < p.b && p.similarity >= 0.9));
-            assert_eq!(found.len(), approximate.len(), "{order:?}: duplicate pairs");
+            assert_eq!(
+                found.len(),
+                approximate.len(),
+                "{search:?}: duplicate pairs"
+            );
         }
     }
 }

@@ -6,25 +6,13 @@
 //! against 0.980), so a skeleton of every eighth row goes in first, as the rows
 //! come.
 
-use linfa::prelude::*;
-use linfa::DatasetBase;
-use linfa_clustering::KMeans;
-use ndarray::{s, Array1, Array2, Axis};
-use rayon::prelude::*;
+use ndarray::Array2;
 
-use crate::error::{Error, Result};
+use super::centroids::Centroids;
+use crate::error::Result;
 
-/// Rows per centroid: a centroid's rows, stored as bf16, take about 3 MB.
-const ROWS_PER_CENTROID: usize = 4_000;
-/// Centroids at most, whatever the rows.
-const MAX_CENTROIDS: usize = 512;
-/// Sampled rows per centroid that k-means is fitted on.
-const SAMPLE_PER_CENTROID: usize = 40;
 /// One row in this many goes into the index first, in row order.
 const SKELETON_STRIDE: usize = 8;
-
-/// Rows assigned to centroids at a time.
-const BLOCK: usize = 4_096;
 
 /// How rows go into the index (phase after phase, each in parallel) and the
 /// order they are searched in.
@@ -60,53 +48,18 @@ impl Plan {
 /// The rows of `emb` (unit rows) ordered by their nearest centroid, ties in row
 /// order; `0..n` when there are too few rows for two centroids.
 fn locality_order(emb: &Array2<f32>) -> Result<Vec<u32>> {
-    let n = emb.nrows();
-    let centroids = (n / ROWS_PER_CENTROID).min(MAX_CENTROIDS);
-    if centroids < 2 {
-        return Ok((0..n as u32).collect());
+    let mut order: Vec<u32> = (0..emb.nrows() as u32).collect();
+    if let Some(centroids) = Centroids::fit(emb)? {
+        let nearest = centroids.nearest(emb, 1);
+        order.sort_by_key(|&row| nearest[row as usize]);
     }
-    let step = (n / (centroids * SAMPLE_PER_CENTROID)).max(1);
-    let sample = emb.slice(s![..;step, ..]).to_owned();
-    let model = KMeans::params(centroids)
-        .n_runs(1)
-        .max_n_iterations(20)
-        .tolerance(1e-3)
-        .fit(&DatasetBase::from(sample))
-        .map_err(|e| Error::Index(format!("ordering the rows: {e}")))?;
-    let nearest = nearest_centroid(emb, model.centroids());
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    order.sort_by_key(|&row| nearest[row as usize]);
     Ok(order)
-}
-
-/// Each row's nearest centroid in Euclidean distance: the largest
-/// `row · c − |c|² / 2`, by blocked matrix products.
-fn nearest_centroid(emb: &Array2<f32>, centroids: &Array2<f32>) -> Vec<u32> {
-    let half_norms: Array1<f32> = centroids
-        .rows()
-        .into_iter()
-        .map(|c| c.dot(&c) / 2.0)
-        .collect();
-    let blocks: Vec<_> = emb.axis_chunks_iter(Axis(0), BLOCK).collect();
-    blocks
-        .into_par_iter()
-        .flat_map_iter(|block| {
-            let scores = block.dot(&centroids.t()) - &half_norms;
-            scores
-                .rows()
-                .into_iter()
-                .map(|row| {
-                    let best = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1));
-                    best.map_or(0, |(c, _)| c as u32)
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::Axis;
 
     #[test]
     fn the_order_is_a_permutation_that_keeps_planted_groups_together() {

@@ -1,4 +1,4 @@
-//! How many of some rows' true nearest neighbours the index found: the check
+//! How many of some rows' true nearest neighbours the approximate search found: the check
 //! `bench scale` reports beside its times.
 
 use std::collections::HashSet;

@@ -24,6 +24,11 @@ impl<const N: usize> Top<N> {
         self.0[k] = (x, who);
     }
 
+    /// The value a new one must beat to be kept (−∞ until `N` are seen).
+    pub(crate) fn floor(&self) -> f32 {
+        self.0[N - 1].0
+    }
+
     /// The largest value seen (−∞ before any).
     pub(crate) fn largest(&self) -> f32 {
         self.0[0].0

@@ -14,7 +14,7 @@ use crate::align::LanguageOffset;
 use crate::corpus::Lang;
 use crate::error::Result;
 use crate::neighbours::{
-    approximate_pairs_above, for_each_row, IndexOrder, Pair, Top, ANN_NEIGHBOURS, EXACT_LIMIT,
+    approximate_pairs_above, for_each_row, ApproximateSearch, Pair, Top, EXACT_LIMIT,
 };
 use crate::observer::{Observer, Silent};
 
@@ -72,8 +72,8 @@ pub struct ClaimPairs {
     shares: Vec<f32>,
     neighbourhoods: Vec<Neighbourhood>,
     nearest: Vec<Vec<usize>>,
-    /// Above the exact limit: the approximate index's neighbour pairs, the
-    /// only pairs scored (the index is built once).
+    /// Above the exact limit: the approximate search's neighbour pairs, the
+    /// only pairs scored (searched once).
     candidates: Option<Vec<Pair>>,
     signals: Vec<TextSignals>,
 }
@@ -101,13 +101,13 @@ pub(crate) fn numbered_claims(emb: Array2<f32>) -> ClaimPairs {
 }
 
 /// How [`ClaimPairs`] finds each claim's neighbours: exact products up to
-/// `exact_limit` claims, the approximate index above it, whose progress
+/// `exact_limit` claims, the approximate search above it, whose progress
 /// `observer` is told.
 #[derive(Clone, Copy)]
 pub struct NeighbourSearch<'a> {
     pub exact_limit: usize,
-    /// The order claims go into the index in.
-    pub index_order: IndexOrder,
+    /// How neighbours are found above the exact limit.
+    pub approximate: ApproximateSearch,
     pub observer: &'a dyn Observer,
 }
 
@@ -116,7 +116,7 @@ impl Default for NeighbourSearch<'_> {
     fn default() -> Self {
         NeighbourSearch {
             exact_limit: EXACT_LIMIT,
-            index_order: IndexOrder::default(),
+            approximate: ApproximateSearch::default(),
             observer: &Silent,
         }
     }
@@ -125,7 +125,7 @@ impl Default for NeighbourSearch<'_> {
 impl ClaimPairs {
     /// For the claims `texts` in `langs` with embeddings `emb` (unit rows, taken
     /// over as the compared space); the offset moves Chinese rows (none: rows are
-    /// compared as they are). Fails only when the approximate index (above
+    /// compared as they are). Fails only when the approximate search (above
     /// [`EXACT_LIMIT`] claims) cannot be built.
     pub fn new(
         emb: Array2<f32>,
@@ -157,15 +157,7 @@ impl ClaimPairs {
             }
         }
         let candidates = (moved.nrows() > search.exact_limit)
-            .then(|| {
-                approximate_pairs_above(
-                    &moved,
-                    -1.0,
-                    ANN_NEIGHBOURS,
-                    search.index_order,
-                    search.observer,
-                )
-            })
+            .then(|| approximate_pairs_above(&moved, -1.0, search.approximate, search.observer))
             .transpose()?;
         let mean: Array1<f32> = moved
             .mean_axis(Axis(0))
@@ -234,7 +226,7 @@ impl ClaimPairs {
     }
 
     /// Every claim's neighbourhood and nearest neighbours: exact up to
-    /// [`EXACT_LIMIT`] claims, from the approximate index's neighbours above.
+    /// [`EXACT_LIMIT`] claims, from the approximate search's neighbours above.
     fn measure_neighbourhoods(&self) -> (Vec<Neighbourhood>, Vec<Vec<usize>>) {
         let n = self.len();
         let mut tops = vec![(Top::<NEAREST>::new(), Top::<NEIGHBOURHOOD>::new()); n];

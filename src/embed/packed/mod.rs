@@ -254,7 +254,7 @@ impl PackedWeight {
     }
 
     /// `x · Wᵀ + bias` (then GELU if asked) for `x`: `m × inner` row-major.
-    fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+    pub(crate) fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
         let n = self.outputs;
         let panel_count = n.div_ceil(PANEL);
         let acts = self.activations(x, m);
