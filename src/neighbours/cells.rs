@@ -96,6 +96,9 @@ fn search_cell<const K: usize>(
     for (cell, places) in probed {
         let cell = *cell as usize;
         let cell_rows = &products.members[cell];
+        if cell_rows.is_empty() {
+            continue;
+        }
         for block in places.chunks(BLOCK) {
             let queries: Vec<usize> = block.iter().map(|&p| home[p] as usize).collect();
             let sims = products.with(cell, &queries);
@@ -209,6 +212,24 @@ mod tests {
             assert!(nearest
                 .iter()
                 .all(|keys| keys.len() == 4 && keys.is_sorted()));
+        }
+    }
+
+    #[test]
+    fn rows_with_two_distinct_values_leave_cells_empty_and_still_find_their_copies() {
+        // k-means gets three centroids for two distinct rows, so a cell is empty.
+        let mut emb = Array2::zeros((12_000, 16));
+        for (r, mut row) in emb.rows_mut().into_iter().enumerate() {
+            row[r % 2] = 1.0;
+        }
+        for int8 in [false, Format::Int8.supported()] {
+            let nearest = nearest_in_cells_with::<8>(&emb, int8, &crate::Silent).unwrap();
+            for (row, keys) in nearest.iter().enumerate() {
+                assert_eq!(keys.len(), 8);
+                assert!(keys
+                    .iter()
+                    .all(|&k| k as usize % 2 == row % 2 && k as usize != row));
+            }
         }
     }
 }

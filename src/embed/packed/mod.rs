@@ -256,6 +256,9 @@ impl PackedWeight {
     /// `x · Wᵀ + bias` (then GELU if asked) for `x`: `m × inner` row-major.
     pub(crate) fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
         let n = self.outputs;
+        if n == 0 || m == 0 {
+            return Vec::new();
+        }
         let panel_count = n.div_ceil(PANEL);
         let acts = self.activations(x, m);
         if m.div_ceil(ROWS_PER_TASK) >= rayon::current_num_threads() {
