@@ -21,8 +21,10 @@ use crate::observer::{Observer, Stage, StageProgress};
 /// Cells each row is compared with: its own and the next nearest.
 pub(crate) const PROBES: usize = 8;
 
-/// Query rows multiplied against a cell at a time.
-const BLOCK: usize = 1_024;
+/// Query rows multiplied against a cell at a time: a product of 256 × ~4,000
+/// floats (4 MB) is reused by the allocator, where one of 1,024 rows took fresh
+/// pages each time (100k claims: peak RSS 400 MiB against 560, time the same).
+const BLOCK: usize = 256;
 
 /// Each row's `K` nearest other rows of `emb` (unit rows) among the rows of its
 /// [`PROBES`] nearest cells, as sorted row numbers; `observer` is told the progress.
