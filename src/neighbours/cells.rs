@@ -47,9 +47,9 @@ fn nearest_in_cells_with<const K: usize>(
         Some(centroids) => (centroids.len(), centroids.nearest(emb, PROBES)),
         None => (1, vec![0; n]),
     };
-    let probes_per_row = probes.len() / n.max(1);
+    let probes_per_row = PROBES.min(cells);
     let mut members: Vec<Vec<u32>> = vec![Vec::new(); cells];
-    for (row, nearest) in probes.chunks(probes_per_row.max(1)).enumerate() {
+    for (row, nearest) in probes.chunks(probes_per_row).enumerate() {
         members[nearest[0] as usize].push(row as u32);
     }
     let products = CellProducts::new(emb, &members, int8);
@@ -101,9 +101,10 @@ fn search_cell<const K: usize>(
         if cell_rows.is_empty() {
             continue;
         }
+        let operand = products.operand(cell);
         for block in places.chunks(BLOCK) {
             let queries: Vec<usize> = block.iter().map(|&p| home[p] as usize).collect();
-            let sims = products.with(cell, &queries);
+            let sims = operand.times(&products.emb.select(Axis(0), &queries));
             for ((&place, &row), sim) in block.iter().zip(&queries).zip(sims.rows()) {
                 let sim = sim.as_slice().expect("contiguous products");
                 keep_largest(&mut tops[place], sim, cell_rows, row);
@@ -166,17 +167,34 @@ impl<'a> CellProducts<'a> {
         }
     }
 
-    /// The products of rows `queries` with the rows of `cell` (queries × cell rows).
-    fn with(&self, cell: usize, queries: &[usize]) -> Array2<f32> {
-        let queries = self.emb.select(Axis(0), queries);
+    /// The rows of `cell` as products take them: packed, or copied once for all
+    /// the blocks of queries that probe it.
+    fn operand(&self, cell: usize) -> CellOperand<'_> {
         match &self.packed {
-            Some(packed) => {
+            Some(packed) => CellOperand::Packed(&packed[cell]),
+            None => CellOperand::Rows(select(self.emb, &self.members[cell])),
+        }
+    }
+}
+
+/// One cell's rows, ready for products with query rows.
+enum CellOperand<'a> {
+    Packed(&'a PackedWeight),
+    Rows(Array2<f32>),
+}
+
+impl CellOperand<'_> {
+    /// The products of `queries` with the cell's rows (queries × cell rows).
+    fn times(&self, queries: &Array2<f32>) -> Array2<f32> {
+        match self {
+            CellOperand::Packed(packed) => {
                 let flat = queries.as_slice().expect("selected rows are contiguous");
-                let sims = packed[cell].matmul(flat, queries.nrows());
-                let shape = (queries.nrows(), self.members[cell].len());
-                Array2::from_shape_vec(shape, sims).expect("one product per query and row")
+                let sims = packed.matmul(flat, queries.nrows());
+                let columns = sims.len() / queries.nrows().max(1);
+                Array2::from_shape_vec((queries.nrows(), columns), sims)
+                    .expect("one product per query and row")
             }
-            None => queries.dot(&select(self.emb, &self.members[cell]).t()),
+            CellOperand::Rows(rows) => queries.dot(&rows.t()),
         }
     }
 }
