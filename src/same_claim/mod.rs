@@ -51,8 +51,12 @@ impl<'m> PairScorer<'m> {
         &self.pairs
     }
 
-    /// The probability that claims `a` and `b` state the same claim.
+    /// The probability that claims `a` and `b` state the same claim: 1 for
+    /// copies (wire copies, repeated boilerplate), else the model's.
     pub fn probability(&self, a: usize, b: usize) -> f32 {
+        if self.pairs.copies(a, b) {
+            return 1.0;
+        }
         self.model.probability(&self.pairs.features(a, b))
     }
 
@@ -60,6 +64,9 @@ impl<'m> PairScorer<'m> {
     /// is surely below `floor` (the text features are read only when they could
     /// lift it to `floor`).
     fn probability_from(&self, a: usize, b: usize, cosine: f32, floor: f32) -> Option<f32> {
+        if self.pairs.copies(a, b) {
+            return Some(1.0);
+        }
         let mut f = self.pairs.embedding_features(a, b, cosine);
         let logit = self.model.logit(&f);
         if logit + self.model.largest_text_gain() < model::logit_of(floor) {
@@ -164,5 +171,28 @@ mod tests {
             .windows(2)
             .all(|w| w[0].probability >= w[1].probability));
         assert!(!pairs.is_empty(), "near copies are the same claim");
+    }
+
+    #[test]
+    fn copies_are_the_same_claim_whatever_their_vectors() {
+        let model = SameClaimModel::built_in();
+        // Orthogonal rows: the model alone would call no pair the same claim.
+        let emb = ndarray::Array2::eye(4);
+        let texts = [
+            "Scroll down for video",
+            "scroll  down for Video ",
+            "Scroll down for videos",
+            "China mines most rare earths.",
+        ];
+        let scorer = PairScorer::new(
+            ClaimPairs::new(emb, &texts, &[Lang::En; 4], None).unwrap(),
+            &model,
+        );
+        assert_eq!(scorer.probability(0, 1), 1.0);
+        assert!(scorer.probability(0, 2) < 0.5);
+        let pairs = scorer.pairs_at_least(0.5);
+        assert_eq!(pairs.len(), 1);
+        assert_eq!((pairs[0].a, pairs[0].b, pairs[0].probability), (0, 1, 1.0));
+        assert_eq!(scorer.condensed_distances(&[0, 1, 2])[0], 0.0);
     }
 }

@@ -261,6 +261,11 @@ impl ClaimPairs {
             .unzip()
     }
 
+    /// Whether `a` and `b` are copies: the same text, case and spacing aside.
+    pub fn copies(&self, a: usize, b: usize) -> bool {
+        self.signals[a].same_wording(&self.signals[b])
+    }
+
     /// Whether `a` and `b` are in different languages.
     pub fn crosses(&self, a: usize, b: usize) -> bool {
         self.shares[a] != self.shares[b]

@@ -36,6 +36,8 @@ pub struct TextSignals {
     numbers: Vec<u64>,
     /// Length in characters.
     pub chars: usize,
+    /// A hash of the text as written, case and spacing aside.
+    wording: u64,
 }
 
 fn hash(token: impl Hash) -> u64 {
@@ -108,7 +110,13 @@ impl TextSignals {
                     .collect(),
             ),
             chars: text.chars().count(),
+            wording: hash(lower.split_whitespace().collect::<Vec<_>>()),
         }
+    }
+
+    /// Whether two claims are the same text, case and spacing aside (a copy).
+    pub fn same_wording(&self, other: &Self) -> bool {
+        self.wording == other.wording
     }
 
     /// Share of words two claims have in common.
