@@ -6,11 +6,11 @@
 //! before the model is loaded, so bad input fails in milliseconds.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use ndarray::Array2;
+use ndarray::{Array2, Axis};
 
 use crate::align::{self, LanguageOffset, ParallelPairs};
 use crate::cache::{self, EmbeddingCache};
@@ -739,7 +739,16 @@ impl Engine {
                 let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
                 cache.embed(&self.embedder, texts, role, &mut progress)
             }
-            None => Ok((self.embedder.embed(texts, role, &mut progress)?, 0)),
+            None => {
+                let (distinct, rows) = distinct(texts);
+                let emb = self.embedder.embed(&distinct, role, &mut progress)?;
+                let all = if distinct.len() == texts.len() {
+                    emb
+                } else {
+                    emb.select(Axis(0), &rows)
+                };
+                Ok((all, 0))
+            }
         });
         observer.event(&Event::Embedded { texts: texts.len() });
         result
@@ -784,4 +793,21 @@ impl Engine {
             None => work(),
         }
     }
+}
+
+/// The distinct texts of `texts` (each embedded once: wire copies are common in
+/// news) and, per text, its row among them.
+pub(crate) fn distinct<'t>(texts: &[&'t str]) -> (Vec<&'t str>, Vec<usize>) {
+    let mut row_of: HashMap<&str, usize> = HashMap::new();
+    let mut distinct = Vec::new();
+    let rows = texts
+        .iter()
+        .map(|&t| {
+            *row_of.entry(t).or_insert_with(|| {
+                distinct.push(t);
+                distinct.len() - 1
+            })
+        })
+        .collect();
+    (distinct, rows)
 }

@@ -141,6 +141,37 @@ fn stance_and_duplicates_work_from_the_library() {
     );
 }
 
+#[test]
+fn without_the_cache_a_repeated_text_is_embedded_once() {
+    let recorder = Recorder::default();
+    let engine = Engine::builder()
+        .cache(stancemap::CacheLocation::Off)
+        .observer(recorder.clone())
+        .build()
+        .expect("engine");
+    let tokens_embedded = |texts: &[&str]| {
+        recorder.0.lock().unwrap().clear();
+        let emb = engine.embed(texts, stancemap::Role::Passage).unwrap();
+        let events = recorder.0.lock().unwrap();
+        let total = events.iter().find_map(|e| match e {
+            Event::Progress { total, .. } => Some(*total),
+            _ => None,
+        });
+        (emb, total.expect("progress is told"))
+    };
+    let copy = "Pakistan shipped its first rare-earth sample to the United States.";
+    let other = "China tightened its export controls.";
+    let (emb, with_copy) = tokens_embedded(&[copy, other, copy]);
+    let (_, distinct) = tokens_embedded(&[copy, other]);
+    assert_eq!(
+        with_copy, distinct,
+        "the copy's tokens are not embedded again"
+    );
+    assert_eq!(emb.nrows(), 3);
+    assert_eq!(emb.row(0), emb.row(2));
+    assert_ne!(emb.row(0), emb.row(1));
+}
+
 /// An adapter for `encoder` that moves the last layer's down-projection.
 fn write_adapter(dir: &std::path::Path, encoder: &str) -> std::path::PathBuf {
     use candle_core::{Device, Tensor};

@@ -159,16 +159,9 @@ fn scored_pairs<'t>(
 pub(crate) fn distinct_texts<'t>(
     pairs: impl IntoIterator<Item = (&'t str, &'t str)>,
 ) -> (Vec<&'t str>, Vec<(usize, usize)>) {
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    let mut texts = Vec::new();
-    let mut at = |t: &'t str| {
-        *index.entry(t).or_insert_with(|| {
-            texts.push(t);
-            texts.len() - 1
-        })
-    };
-    let sides = pairs.into_iter().map(|(a, b)| (at(a), at(b))).collect();
-    (texts, sides)
+    let sides: Vec<&str> = pairs.into_iter().flat_map(|(a, b)| [a, b]).collect();
+    let (texts, rows) = crate::engine::distinct(&sides);
+    (texts, rows.chunks(2).map(|r| (r[0], r[1])).collect())
 }
 
 /// The two texts of each row.
