@@ -601,7 +601,12 @@ impl Engine {
             let observer = self.observer.as_ref();
             let pairs = pipeline::claim_pairs(corpus, emb, offset, observer)?;
             let scorer = PairScorer::new(pairs, same_claim);
-            Ok::<_, Error>(pipeline::duplicates(corpus, &scorer, &self.options))
+            Ok::<_, Error>(pipeline::duplicates(
+                corpus,
+                &scorer,
+                &self.options,
+                observer,
+            ))
         })?;
         Ok(pairs
             .into_iter()

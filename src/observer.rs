@@ -47,6 +47,9 @@ pub enum Event {
     /// `sizes`) had more than `limit` claims, the most exact average linkage takes
     /// at once, so they were grouped on the pairs of near neighbours alone.
     GroupedOnPairs { sizes: Vec<usize>, limit: usize },
+    /// The duplicate pairs, copies aside, were more than 2 a claim: a corpus of
+    /// many restatements of one subject, where the same-claim probability overstates.
+    DenseDuplicates { pairs: usize, claims: usize },
     /// The server answered a request: its id, HTTP status, tokens embedded, time.
     Served {
         request_id: String,
@@ -112,6 +115,15 @@ impl fmt::Display for Event {
                 sizes.len(),
                 sizes.iter().sum::<usize>(),
                 sizes.iter().max().unwrap_or(&0)
+            ),
+            Event::DenseDuplicates { pairs, claims } => write!(
+                f,
+                "warning: {pairs} duplicate pairs (copies aside) among {claims} claims, {:.1} a \
+                 claim: the claims restate one subject many times over, and there the \
+                 same-claim probability overstates (on ATEC, questions about one product, \
+                 38% of the pairs at p ≥ 0.5 are the same question); read these pairs as \
+                 candidates, or raise --threshold",
+                *pairs as f64 / (*claims).max(1) as f64
             ),
             Event::Served {
                 request_id,

@@ -83,13 +83,40 @@ pub fn claim_pairs(
     ClaimPairs::with_search(emb, &texts, &langs, offset, search)
 }
 
-/// Duplicate claim pairs (row indices), most probable first.
-pub fn duplicates(corpus: &Corpus, scorer: &PairScorer, opts: &ClusterOptions) -> Vec<ScoredPair> {
-    duplicates_among(
+/// Above this many duplicate pairs a claim, copies aside, a corpus restates one
+/// subject many times over (the seeds have 0.5, the workload 0.6, ATEC 10.9),
+/// and there the same-claim probability overstates (README, *Copies, and a
+/// corpus about one thing*).
+const DENSE_PAIRS_PER_CLAIM: f64 = 2.0;
+
+/// Duplicate claim pairs (row indices), most probable first; `observer` is told
+/// when they are dense.
+pub fn duplicates(
+    corpus: &Corpus,
+    scorer: &PairScorer,
+    opts: &ClusterOptions,
+    observer: &dyn Observer,
+) -> Vec<ScoredPair> {
+    let found = duplicates_among(
         corpus,
         &scorer.pairs_at_least(opts.duplicate_probability),
         opts,
-    )
+    );
+    tell_if_dense(scorer, &found, observer);
+    found
+}
+
+/// Tells `observer` when `duplicates`, copies aside, are more than
+/// [`DENSE_PAIRS_PER_CLAIM`] a claim.
+fn tell_if_dense(scorer: &PairScorer, duplicates: &[ScoredPair], observer: &dyn Observer) {
+    let claims = scorer.pairs().len();
+    let pairs = duplicates
+        .iter()
+        .filter(|p| !scorer.pairs().copies(p.a, p.b))
+        .count();
+    if pairs as f64 > DENSE_PAIRS_PER_CLAIM * claims as f64 {
+        observer.event(&Event::DenseDuplicates { pairs, claims });
+    }
 }
 
 /// The duplicates among `pairs` (every pair at or above a probability no higher
@@ -160,7 +187,9 @@ pub fn analyse(
     }
     let probability = |a: usize, b: usize| scorer.probability(a, b);
     let clusters = summaries(corpus, &members, space, &claim_stances, &probability);
-    let duplicates = duplicates_among(corpus, &pairs, opts)
+    let duplicates = duplicates_among(corpus, &pairs, opts);
+    tell_if_dense(scorer, &duplicates, observer);
+    let duplicates = duplicates
         .into_iter()
         .map(|p| DuplicateOut {
             a: corpus.claims[p.a].id.clone(),
@@ -311,4 +340,52 @@ fn medoid(emb: &Array2<f32>, members: &[usize]) -> usize {
         .iter()
         .max_by(|&&a, &&b| score(a).total_cmp(&score(b)))
         .expect("clusters have members")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::same_claim::SameClaimModel;
+    use std::sync::Mutex;
+
+    /// Keeps every dense-duplicates event.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(usize, usize)>>);
+
+    impl Observer for Recorder {
+        fn event(&self, event: &Event) {
+            if let Event::DenseDuplicates { pairs, claims } = event {
+                self.0.lock().unwrap().push((*pairs, *claims));
+            }
+        }
+    }
+
+    /// What `tell_if_dense` says of `groups` groups of `size` near copies, and
+    /// how many duplicate pairs they have.
+    fn told(groups: usize, size: usize) -> (Vec<(usize, usize)>, usize) {
+        let model = SameClaimModel::built_in();
+        let emb = crate::neighbours::near_duplicates(groups, size, 64, 0.05);
+        // One word each, shared with no other claim.
+        let texts: Vec<String> = (0..emb.nrows()).map(|i| format!("note{i}")).collect();
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let langs = vec![Lang::En; texts.len()];
+        let pairs = ClaimPairs::new(emb, &texts, &langs, None).unwrap();
+        let scorer = PairScorer::new(pairs, &model);
+        let recorder = Recorder::default();
+        let found = scorer.pairs_at_least(0.5);
+        tell_if_dense(&scorer, &found, &recorder);
+        (recorder.0.into_inner().unwrap(), found.len())
+    }
+
+    #[test]
+    fn many_restatements_of_one_subject_are_told() {
+        // Groups of 3: at most one pair a claim. Groups of 8: 3.5 a claim.
+        let (sparse, found) = told(20, 3);
+        assert_eq!(sparse, vec![]);
+        assert!(found >= 40, "{found} pairs in groups of 3");
+        let (dense, _) = told(10, 8);
+        assert_eq!(dense.len(), 1);
+        assert_eq!(dense[0].1, 80);
+        assert!(dense[0].0 > 160, "{dense:?}");
+    }
 }
