@@ -54,10 +54,9 @@ impl<'m> PairScorer<'m> {
     /// The probability that claims `a` and `b` state the same claim: 1 for
     /// copies (wire copies, repeated boilerplate), else the model's.
     pub fn probability(&self, a: usize, b: usize) -> f32 {
-        if self.pairs.copies(a, b) {
-            return 1.0;
-        }
-        self.model.probability(&self.pairs.features(a, b))
+        // No pair is surely below probability 0, so every feature is read.
+        self.probability_from(a, b, self.pairs.cosine(a, b), 0.0)
+            .expect("no floor to fall under")
     }
 
     /// The probability of `a` and `b` from their moved `cosine`, or `None` when it
