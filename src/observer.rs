@@ -143,6 +143,8 @@ impl fmt::Display for Event {
 /// The long stages besides embedding, as [`Event::Working`] names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// Reading the input files and splitting claims (counted in bytes).
+    Reading,
     /// Adding the claims to the approximate neighbour index.
     Indexing,
     /// Asking the index for each claim's nearest claims.
@@ -154,6 +156,7 @@ pub enum Stage {
 impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Stage::Reading => "reading articles",
             Stage::Indexing => "indexing claims",
             Stage::Searching => "finding neighbours",
             Stage::Grouping => "grouping claims",
@@ -180,6 +183,15 @@ impl<'a> StageProgress<'a> {
             total,
             step: total.div_ceil(100).max(1),
             done: AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts the stage as done, whatever is left of `total` (a count that was
+    /// an estimate, such as a file's size before it is read).
+    pub fn finish(&self) {
+        let done = self.done.load(Ordering::Relaxed);
+        if done < self.total {
+            self.advance(self.total - done);
         }
     }
 

@@ -704,7 +704,6 @@ mod tests {
                     date: None,
                     source: None,
                     lang: Lang::En,
-                    text: String::new(),
                 })
                 .collect(),
             map: (0..n).map(|i| [i as f32, (i % 7) as f32]).collect(),

@@ -128,7 +128,7 @@ fn next_batch(
 /// Reads the corpus, telling the user what the reading passed over or changed
 /// and how many articles and claims it found.
 fn read_corpus(inputs: &[std::path::PathBuf]) -> Result<stancemap::Corpus> {
-    let corpus = stancemap::Corpus::read(inputs)?;
+    let corpus = stancemap::Corpus::read_observed(inputs, &progress::Terminal::default())?;
     for warning in &corpus.warnings {
         eprintln!("stancemap: warning: {warning}");
     }

@@ -45,8 +45,11 @@ impl Observer for Terminal {
 /// A progress bar over the items of a stage on stderr, with its rate and ETA.
 fn stage_bar(stage: Stage) -> ProgressBar {
     let bar = ProgressBar::new(0);
-    let template =
-        format!("{stage:<20} {{bar:40}} {{pos}}/{{len}} claims  {{per_sec}}  eta {{eta}}");
+    let counts = match stage {
+        Stage::Reading => "{bytes}/{total_bytes}  {bytes_per_sec}",
+        _ => "{pos}/{len} claims  {per_sec}",
+    };
+    let template = format!("{stage:<20} {{bar:40}} {counts}  eta {{eta}}");
     bar.set_style(ProgressStyle::with_template(&template).expect("template"));
     bar
 }

@@ -15,12 +15,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::observer::{Observer, Silent, Stage, StageProgress};
 use segment::{Piece, PieceKind};
 
 /// Largest decoded article accepted; a bigger one is refused with an error.
 pub const MAX_ARTICLE_BYTES: usize = 8 << 20;
 
-/// One article, with its decoded text (claim spans index into it).
+/// One article's metadata, as reports list it. Its claims' spans index into its
+/// decoded text, which the [`Corpus`] lets go once the claims are split.
 #[derive(Debug, Clone, Serialize)]
 pub struct Article {
     pub id: String,
@@ -29,7 +31,13 @@ pub struct Article {
     pub date: Option<String>,
     pub source: Option<String>,
     pub lang: Lang,
-    #[serde(skip)]
+}
+
+/// An article as read: its metadata and decoded text, which [`Corpus::add`]
+/// splits into claims.
+#[derive(Debug, Clone)]
+pub struct ArticleText {
+    pub article: Article,
     pub text: String,
 }
 
@@ -137,11 +145,27 @@ impl Corpus {
     /// and folder once) and splits claims. What was passed over is in
     /// [`warnings`](Self::warnings); a corpus without a claim is an error.
     pub fn read(inputs: &[PathBuf]) -> Result<Corpus, CorpusError> {
+        Corpus::read_observed(inputs, &Silent)
+    }
+
+    /// [`read`](Self::read), telling `observer` the bytes read so far
+    /// ([`Stage::Reading`]).
+    pub fn read_observed(
+        inputs: &[PathBuf],
+        observer: &dyn Observer,
+    ) -> Result<Corpus, CorpusError> {
         let mut corpus = Corpus::default();
-        let mut seen = HashSet::new();
-        for input in inputs {
-            corpus.read_input(input, &mut seen)?;
+        let files = corpus.files(inputs)?;
+        let size = |file: &PathBuf| std::fs::metadata(file).map_or(0, |m| m.len() as usize);
+        let progress = StageProgress::new(observer, Stage::Reading, files.iter().map(size).sum());
+        for file in &files {
+            let mut warnings = Vec::new();
+            read_file(file, &mut warnings, &progress, &mut |article| {
+                corpus.add(article)
+            })?;
+            corpus.warnings.extend(warnings);
         }
+        progress.finish();
         let first = inputs.first().cloned().unwrap_or_default();
         if corpus.articles.is_empty() {
             return Err(CorpusError::Empty(first));
@@ -152,32 +176,29 @@ impl Corpus {
         Ok(corpus)
     }
 
+    /// The files the inputs name: each file given, and each folder's supported
+    /// files (an empty folder is an error).
+    fn files(&mut self, inputs: &[PathBuf]) -> Result<Vec<PathBuf>, CorpusError> {
+        let mut seen = HashSet::new();
+        let mut files = Vec::new();
+        for input in inputs {
+            if !input.is_dir() {
+                files.push(input.clone());
+                continue;
+            }
+            let found = walk(input, &mut seen, &mut self.warnings)?;
+            if found.is_empty() {
+                return Err(CorpusError::Empty(input.clone()));
+            }
+            files.extend(found);
+        }
+        Ok(files)
+    }
+
     /// Adds one article given as text in the seed format (a title line, an
     /// optional `Source·YYYY-MM-DD HH:MM` line, then the body), under `id`.
     pub fn add_text(&mut self, id: &str, text: &str) {
-        self.add(plain_article(
-            id.to_string(),
-            id.to_string(),
-            text.to_string(),
-        ));
-    }
-
-    fn read_input(&mut self, input: &Path, seen: &mut HashSet<PathBuf>) -> Result<(), CorpusError> {
-        let files = if input.is_dir() {
-            let found = walk(input, seen, &mut self.warnings)?;
-            if found.is_empty() {
-                return Err(CorpusError::Empty(input.to_path_buf()));
-            }
-            found
-        } else {
-            vec![input.to_path_buf()]
-        };
-        for file in files {
-            for article in read_file(&file, &mut self.warnings)? {
-                self.add(article);
-            }
-        }
-        Ok(())
+        self.add(ArticleText::plain(id, text));
     }
 
     /// An id no article has yet: `id`, else `id~2`, `id~3`, … (with a warning).
@@ -198,12 +219,14 @@ impl Corpus {
         id
     }
 
-    /// Adds an article and its claims (title first, then the body's), under an id
-    /// no other article has.
-    pub fn add(&mut self, mut article: Article) {
+    /// Adds an article's claims (title first, then the body's) and its metadata,
+    /// under an id no other article has; the text is not kept.
+    pub fn add(&mut self, read: ArticleText) {
+        let pieces = read.pieces();
+        let mut article = read.article;
         article.id = self.unique_id(&article);
         let before = self.claims.len();
-        for piece in article.pieces() {
+        for piece in pieces {
             let PieceKind::Claim(text) = piece.kind else {
                 continue;
             };
@@ -226,7 +249,13 @@ impl Corpus {
     }
 }
 
-impl Article {
+impl ArticleText {
+    /// An article given as text in the seed format (a title line, an optional
+    /// `Source·YYYY-MM-DD HH:MM` line, then the body), under `id`.
+    pub fn plain(id: &str, text: &str) -> ArticleText {
+        plain_article(id.to_string(), id.to_string(), text.to_string())
+    }
+
     /// Every piece of the text, in order: what precedes the title line (skipped
     /// site lines), the title, then the body's pieces ([`segment::pieces`]), with
     /// boilerplate and the byline marked as such. Its claims are the article's.
@@ -265,12 +294,13 @@ impl Article {
     fn title_span(&self) -> Option<(std::ops::Range<usize>, usize)> {
         let start = self
             .text
-            .find(self.title.as_str())
-            .filter(|_| !self.title.is_empty())?;
+            .find(self.article.title.as_str())
+            .filter(|_| !self.article.title.is_empty())?;
         let line_end = self.text[start..]
             .find('\n')
             .map_or(self.text.len(), |i| start + i);
-        (self.text[start..line_end].trim() == self.title).then_some((start..line_end, line_end))
+        (self.text[start..line_end].trim() == self.article.title)
+            .then_some((start..line_end, line_end))
     }
 }
 
@@ -335,27 +365,121 @@ fn extension(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Reads one file into articles; a decoding warning goes to `warnings`.
-pub fn read_file(path: &Path, warnings: &mut Vec<String>) -> Result<Vec<Article>, CorpusError> {
-    let bytes = std::fs::read(path).map_err(|source| CorpusError::Io {
+/// Reads one file, handing each article to `add` as it is read and each byte
+/// read to `progress`; a decoding warning goes to `warnings`. A `.jsonl` file in UTF-8 is read a line at a time,
+/// so only one article's text is held at once, however large the file.
+fn read_file(
+    path: &Path,
+    warnings: &mut Vec<String>,
+    progress: &StageProgress,
+    add: &mut dyn FnMut(ArticleText),
+) -> Result<(), CorpusError> {
+    let io = |source| CorpusError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    let Decoded { text, warning } = decode(path, &bytes)?;
-    warnings.extend(warning);
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let shown = path.display().to_string();
-    match extension(path).as_str() {
-        "jsonl" => records_jsonl(path, &text),
-        "csv" => records_csv(path, &text),
-        _ => {
-            check_size(path, text.len())?;
-            Ok(vec![plain_article(stem, shown, text)])
+    };
+    let kind = extension(path);
+    if kind == "jsonl" {
+        if let Some(lines) = utf8_lines(path).map_err(io)? {
+            return stream_jsonl(path, lines, warnings, progress, add);
         }
     }
+    let bytes = std::fs::read(path).map_err(io)?;
+    progress.advance(bytes.len());
+    let Decoded { text, warning } = decode(path, &bytes)?;
+    drop(bytes);
+    warnings.extend(warning);
+    match kind.as_str() {
+        "jsonl" => {
+            for (i, line) in text.lines().enumerate() {
+                if let Some(article) = jsonl_record(path, i + 1, line)? {
+                    add(article);
+                }
+            }
+            Ok(())
+        }
+        "csv" => records_csv(path, &text, add),
+        _ => {
+            check_size(path, text.len())?;
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            add(plain_article(stem, path.display().to_string(), text));
+            Ok(())
+        }
+    }
+}
+
+/// Bytes sniffed to choose between reading a file a line at a time and decoding
+/// it whole.
+const SNIFF_BYTES: usize = 1 << 16;
+
+/// The file's lines, when its first [`SNIFF_BYTES`] read as UTF-8 (a UTF-8 BOM
+/// skipped); `None` when they call for [`decode`] (another BOM, UTF-16, a legacy
+/// encoding, NUL bytes).
+fn utf8_lines(path: &Path) -> std::io::Result<Option<std::io::BufReader<std::fs::File>>> {
+    use std::io::{Read, Seek};
+    let mut file = std::fs::File::open(path)?;
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    (&mut file)
+        .take(SNIFF_BYTES as u64)
+        .read_to_end(&mut head)?;
+    let bom = match encoding_rs::Encoding::for_bom(&head) {
+        Some((encoding, bom)) if encoding == encoding_rs::UTF_8 => bom,
+        Some(_) => return Ok(None),
+        None => 0,
+    };
+    let utf8 = match std::str::from_utf8(&head[bom..]) {
+        Ok(_) => true,
+        // A character cut by the sniff's end is not an error.
+        Err(e) => e.error_len().is_none(),
+    };
+    if !utf8 || head.contains(&0) {
+        return Ok(None);
+    }
+    file.seek(std::io::SeekFrom::Start(bom as u64))?;
+    Ok(Some(std::io::BufReader::new(file)))
+}
+
+/// Reads JSONL records a line at a time; a line that is not valid UTF-8 is read
+/// with U+FFFD in place of its bad bytes, and said once in `warnings`.
+fn stream_jsonl(
+    path: &Path,
+    mut lines: impl std::io::BufRead,
+    warnings: &mut Vec<String>,
+    progress: &StageProgress,
+    add: &mut dyn FnMut(ArticleText),
+) -> Result<(), CorpusError> {
+    let mut buf = Vec::new();
+    let mut bad_lines = 0usize;
+    for number in 1.. {
+        buf.clear();
+        let read = lines
+            .read_until(b'\n', &mut buf)
+            .map_err(|source| CorpusError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        if read == 0 {
+            break;
+        }
+        progress.advance(read);
+        let line = String::from_utf8_lossy(&buf);
+        if matches!(line, std::borrow::Cow::Owned(_)) {
+            bad_lines += 1;
+            if bad_lines == 1 {
+                warnings.push(format!(
+                    "{}:{number}: invalid UTF-8 replaced with U+FFFD (the first such line)",
+                    path.display()
+                ));
+            }
+        }
+        if let Some(article) = jsonl_record(path, number, &line)? {
+            add(article);
+        }
+    }
+    Ok(())
 }
 
 fn check_size(path: &Path, size: usize) -> Result<(), CorpusError> {
@@ -471,7 +595,7 @@ fn utf16_without_bom(bytes: &[u8]) -> Option<String> {
 /// A plain-text article in the seed format: leading `Workflow`-style lines
 /// skipped, the first line as title when it is title-like, then a
 /// `Source·YYYY-MM-DD HH:MM` line when present.
-fn plain_article(id: String, path: String, text: String) -> Article {
+fn plain_article(id: String, path: String, text: String) -> ArticleText {
     let mut lines = text
         .lines()
         .map(str::trim)
@@ -490,13 +614,15 @@ fn plain_article(id: String, path: String, text: String) -> Article {
         .take(6)
         .find_map(parse_byline)
         .map_or((None, None), |(s, d)| (Some(s), Some(d)));
-    Article {
-        id,
-        path,
-        lang: Lang::detect(&text),
-        title,
-        date,
-        source,
+    ArticleText {
+        article: Article {
+            id,
+            path,
+            lang: Lang::detect(&text),
+            title,
+            date,
+            source,
+        },
         text,
     }
 }
@@ -546,7 +672,7 @@ struct Record {
     lang: Option<String>,
 }
 
-fn record_article(path: &Path, line: usize, record: Record) -> Result<Article, CorpusError> {
+fn record_article(path: &Path, line: usize, record: Record) -> Result<ArticleText, CorpusError> {
     let bad = |why: String| CorpusError::Record {
         path: path.to_path_buf(),
         line,
@@ -577,36 +703,42 @@ fn record_article(path: &Path, line: usize, record: Record) -> Result<Article, C
         Some("en") => Lang::En,
         _ => Lang::detect(&text),
     };
-    Ok(Article {
-        id,
-        path: path.display().to_string(),
-        title,
-        date: record.date,
-        source: record.source,
-        lang,
+    Ok(ArticleText {
+        article: Article {
+            id,
+            path: path.display().to_string(),
+            title,
+            date: record.date,
+            source: record.source,
+            lang,
+        },
         text,
     })
 }
 
-fn records_jsonl(path: &Path, text: &str) -> Result<Vec<Article>, CorpusError> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let record: Record = serde_json::from_str(line).map_err(|e| CorpusError::Record {
-            path: path.to_path_buf(),
-            line: i + 1,
-            why: format!("invalid JSON: {e}"),
-        })?;
-        out.push(record_article(path, i + 1, record)?);
+/// One JSONL line's article; `None` for a blank line.
+fn jsonl_record(
+    path: &Path,
+    number: usize,
+    line: &str,
+) -> Result<Option<ArticleText>, CorpusError> {
+    if line.trim().is_empty() {
+        return Ok(None);
     }
-    Ok(out)
+    let record: Record = serde_json::from_str(line).map_err(|e| CorpusError::Record {
+        path: path.to_path_buf(),
+        line: number,
+        why: format!("invalid JSON: {e}"),
+    })?;
+    record_article(path, number, record).map(Some)
 }
 
-fn records_csv(path: &Path, text: &str) -> Result<Vec<Article>, CorpusError> {
+fn records_csv(
+    path: &Path,
+    text: &str,
+    add: &mut dyn FnMut(ArticleText),
+) -> Result<(), CorpusError> {
     let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let mut out = Vec::new();
     for (i, row) in reader.deserialize::<Record>().enumerate() {
         let line = i + 2;
         let record = row.map_err(|e| CorpusError::Record {
@@ -614,9 +746,9 @@ fn records_csv(path: &Path, text: &str) -> Result<Vec<Article>, CorpusError> {
             line,
             why: e.to_string(),
         })?;
-        out.push(record_article(path, line, record)?);
+        add(record_article(path, line, record)?);
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -689,6 +821,51 @@ mod tests {
             decode(Path::new("c.txt"), &ascii16).unwrap().text,
             "plain English text here"
         );
+    }
+
+    #[test]
+    fn jsonl_is_read_a_line_at_a_time_whatever_its_encoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = |k: usize, text: &str| format!("{{\"id\":\"r{k}\",\"text\":\"{text}\"}}\n");
+        // Past the sniffed bytes, a line with a bad byte is read, and said once.
+        let mut bytes = b"\xEF\xBB\xBF".to_vec();
+        for k in 0..2_000 {
+            bytes.extend(record(k, "China refines most of the world's rare earths.").as_bytes());
+        }
+        bytes.extend(b"{\"id\":\"bad\",\"text\":\"Pakistan \xFF signed a deal.\"}\n\n");
+        assert!(bytes.len() > SNIFF_BYTES);
+        let utf8 = dir.path().join("a.jsonl");
+        std::fs::write(&utf8, &bytes).unwrap();
+        let corpus = Corpus::read(std::slice::from_ref(&utf8)).unwrap();
+        assert_eq!(corpus.articles.len(), 2_001);
+        assert_eq!(
+            corpus.articles[0].id, "r0",
+            "the BOM is not part of the first record"
+        );
+        assert_eq!(
+            corpus.claims.last().unwrap().text,
+            "Pakistan \u{FFFD} signed a deal."
+        );
+        assert_eq!(corpus.warnings.len(), 1, "{:?}", corpus.warnings);
+        assert!(
+            corpus.warnings[0].contains("a.jsonl:2001: invalid UTF-8"),
+            "{:?}",
+            corpus.warnings
+        );
+        // A legacy encoding is decoded whole, as before.
+        let line = record(0, "中国商务部公告扩展稀土管制，将五种元素新增至限制名单。");
+        let (gbk, _, _) = encoding_rs::GBK.encode(&line);
+        let legacy = dir.path().join("b.jsonl");
+        std::fs::write(&legacy, &gbk).unwrap();
+        let corpus = Corpus::read(&[legacy]).unwrap();
+        assert_eq!(
+            corpus.claims[0].text,
+            "中国商务部公告扩展稀土管制，将五种元素新增至限制名单。"
+        );
+        // A bad record names its line.
+        std::fs::write(&utf8, format!("{}\n{{\"id\":1}}\n", record(0, "x"))).unwrap();
+        let err = Corpus::read(&[utf8]).unwrap_err().to_string();
+        assert!(err.contains("a.jsonl:3: no \"text\" field"), "{err}");
     }
 
     #[test]

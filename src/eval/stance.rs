@@ -12,7 +12,7 @@ use std::path::Path;
 use ndarray::{Array2, Axis};
 use serde::Serialize;
 
-use crate::corpus::{Article, Corpus, Lang};
+use crate::corpus::{Article, ArticleText, Corpus, Lang};
 use crate::error::{Error, Result};
 use crate::stance::{claim_stances, Context, Label, Scorer, ScorerKind};
 
@@ -294,14 +294,16 @@ impl RowClaims {
 }
 
 /// A stance row's text as an article body without a title.
-fn body_article(k: usize, text: &str) -> Article {
-    Article {
-        id: format!("row{k}"),
-        path: format!("row{k}"),
-        title: String::new(),
-        date: None,
-        source: None,
-        lang: Lang::detect(text),
+fn body_article(k: usize, text: &str) -> ArticleText {
+    ArticleText {
+        article: Article {
+            id: format!("row{k}"),
+            path: format!("row{k}"),
+            title: String::new(),
+            date: None,
+            source: None,
+            lang: Lang::detect(text),
+        },
         text: text.to_string(),
     }
 }
