@@ -23,7 +23,7 @@ pub const MAX_DECODED_FILE_BYTES: usize = 256 << 20;
 const HEAD_BYTES: usize = 64 << 10;
 
 /// Longest `.jsonl` line: room for the largest passage with escapes.
-const MAX_JSON_LINE_BYTES: usize = 2 * MAX_PASSAGE_BYTES;
+pub const MAX_JSON_LINE_BYTES: usize = 2 * MAX_PASSAGE_BYTES;
 
 /// One text to embed, with the id it is reported under.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,17 +135,12 @@ enum Format {
     JsonLines,
 }
 
-/// One input being read line by line.
+/// One input being read as passages.
 struct FileReader {
-    path: PathBuf,
     stem: String,
     format: Format,
-    lines: Box<dyn BufRead>,
-    /// Lines read so far, and the byte offset after them.
-    line: usize,
-    offset: usize,
+    lines: TextLines,
     passages: usize,
-    warned_utf8: bool,
 }
 
 impl FileReader {
@@ -153,67 +148,36 @@ impl FileReader {
     fn open(path: PathBuf, warnings: &mut Vec<String>) -> Result<Self, InputError> {
         let is_stdin = path.as_os_str() == "-";
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        let format = match ext {
-            _ if is_stdin => Format::Lines,
-            "txt" | "text" | "md" => Format::Lines,
-            "jsonl" | "ndjson" => Format::JsonLines,
+        let (format, max_line) = match ext {
+            _ if is_stdin => (Format::Lines, MAX_PASSAGE_BYTES),
+            "txt" | "text" | "md" => (Format::Lines, MAX_PASSAGE_BYTES),
+            "jsonl" | "ndjson" => (Format::JsonLines, MAX_JSON_LINE_BYTES),
             _ => return Err(InputError::Unsupported { path }),
-        };
-        let io = |source| InputError::Io {
-            path: path.clone(),
-            source,
-        };
-        let mut source: Box<dyn Read> = if is_stdin {
-            Box::new(std::io::stdin())
-        } else {
-            Box::new(std::fs::File::open(&path).map_err(io)?)
-        };
-        let mut head = Vec::new();
-        (&mut source)
-            .take(HEAD_BYTES as u64)
-            .read_to_end(&mut head)
-            .map_err(io)?;
-        // A UTF-8 byte-order mark is no part of the first passage (offsets count it).
-        let bom = if head.starts_with(b"\xEF\xBB\xBF") {
-            3
-        } else {
-            0
-        };
-        let lines: Box<dyn BufRead> = if streams_as_utf8(&head) {
-            head.drain(..bom);
-            Box::new(BufReader::new(Cursor::new(head).chain(source)))
-        } else {
-            let text = decode_whole(&path, head, source, warnings)?;
-            Box::new(Cursor::new(text.into_bytes()))
         };
         Ok(FileReader {
             stem: stem(&path),
-            path,
             format,
-            lines,
-            line: 0,
-            offset: bom,
+            lines: TextLines::open(&path, max_line, warnings)?,
             passages: 0,
-            warned_utf8: false,
         })
     }
 
     /// The next passage of the file, or `None` at its end (an error if it had none).
     fn next_passage(&mut self, warnings: &mut Vec<String>) -> Result<Option<Passage>, InputError> {
-        while let Some(line) = self.next_line(warnings)? {
+        while let Some(line) = self.lines.next_line(warnings)? {
             if line.trim().is_empty() {
                 continue;
             }
             let passage = match self.format {
                 Format::Lines => Passage {
-                    id: format!("{}:{}", self.stem, self.line),
+                    id: format!("{}:{}", self.stem, self.lines.line()),
                     text: line,
                 },
                 Format::JsonLines => self.json_passage(&line)?,
             };
             if passage.text.len() > MAX_PASSAGE_BYTES {
                 return Err(InputError::TooLarge {
-                    path: self.path.clone(),
+                    path: self.lines.path.clone(),
                     id: passage.id,
                     size: passage.text.len(),
                 });
@@ -223,22 +187,107 @@ impl FileReader {
         }
         if self.passages == 0 {
             return Err(InputError::Empty {
-                path: self.path.clone(),
+                path: self.lines.path.clone(),
             });
         }
         Ok(None)
     }
 
-    /// The next line without its line break; bad UTF-8 becomes U+FFFD, with a
-    /// warning for the first such line of the file.
-    fn next_line(&mut self, warnings: &mut Vec<String>) -> Result<Option<String>, InputError> {
-        let max = match self.format {
-            Format::Lines => MAX_PASSAGE_BYTES,
-            Format::JsonLines => MAX_JSON_LINE_BYTES,
+    /// A `.jsonl` line as a passage: `text` required, `id` a string or number
+    /// (else `stem:line`).
+    fn json_passage(&self, line: &str) -> Result<Passage, InputError> {
+        let bad = |why: String| InputError::Line {
+            path: self.lines.path.clone(),
+            line: self.lines.line(),
+            why,
         };
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+        let text = match value.get("text") {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(_) => return Err(bad("\"text\" is not a string".into())),
+            None => return Err(bad("no \"text\" field".into())),
+        };
+        let id = match value.get("id") {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => format!("{}:{}", self.stem, self.lines.line()),
+        };
+        Ok(Passage { id, text })
+    }
+}
+
+/// A text file (or `-`, standard input) read a line at a time: UTF-8 streamed as
+/// it comes, a file whose first bytes are not UTF-8 decoded whole first.
+pub struct TextLines {
+    path: PathBuf,
+    lines: Box<dyn BufRead>,
+    /// The longest line accepted.
+    max: usize,
+    /// Lines read so far, and the byte offset after them.
+    line: usize,
+    offset: usize,
+    warned_utf8: bool,
+}
+
+impl TextLines {
+    /// Opens `path`, deciding from its first bytes whether it streams as UTF-8;
+    /// lines over `max` bytes will be refused. A decoding warning goes to
+    /// `warnings`.
+    pub fn open(path: &Path, max: usize, warnings: &mut Vec<String>) -> Result<Self, InputError> {
+        let io = |source| InputError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut source: Box<dyn Read> = if path.as_os_str() == "-" {
+            Box::new(std::io::stdin())
+        } else {
+            Box::new(std::fs::File::open(path).map_err(io)?)
+        };
+        let mut head = Vec::new();
+        (&mut source)
+            .take(HEAD_BYTES as u64)
+            .read_to_end(&mut head)
+            .map_err(io)?;
+        // A UTF-8 byte-order mark is no part of the first line (offsets count it).
+        let bom = if head.starts_with(b"\xEF\xBB\xBF") {
+            3
+        } else {
+            0
+        };
+        let lines: Box<dyn BufRead> = if streams_as_utf8(&head) {
+            head.drain(..bom);
+            Box::new(BufReader::new(Cursor::new(head).chain(source)))
+        } else {
+            let text = decode_whole(path, head, source, warnings)?;
+            Box::new(Cursor::new(text.into_bytes()))
+        };
+        Ok(TextLines {
+            path: path.to_path_buf(),
+            lines,
+            max,
+            line: 0,
+            offset: bom,
+            warned_utf8: false,
+        })
+    }
+
+    /// The number of the line last read (1 for the first).
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    /// The bytes read so far (decoded bytes, for a file decoded whole).
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// The next line without its line break, or `None` at the end; bad UTF-8
+    /// becomes U+FFFD, with a warning for the first such line of the file.
+    pub fn next_line(&mut self, warnings: &mut Vec<String>) -> Result<Option<String>, InputError> {
         let mut bytes = Vec::new();
         let read = (&mut self.lines)
-            .take(max as u64 + 2)
+            .take(self.max as u64 + 2)
             .read_until(b'\n', &mut bytes)
             .map_err(|source| InputError::Io {
                 path: self.path.clone(),
@@ -252,11 +301,11 @@ impl FileReader {
         self.offset += read;
         let content = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
         let content = content.strip_suffix(b"\r").unwrap_or(content);
-        if content.len() > max {
+        if content.len() > self.max {
             return Err(InputError::LineTooLong {
                 path: self.path.clone(),
                 line: self.line,
-                max,
+                max: self.max,
             });
         }
         match std::str::from_utf8(content) {
@@ -273,29 +322,6 @@ impl FileReader {
                 Ok(Some(String::from_utf8_lossy(content).into_owned()))
             }
         }
-    }
-
-    /// A `.jsonl` line as a passage: `text` required, `id` a string or number
-    /// (else `stem:line`).
-    fn json_passage(&self, line: &str) -> Result<Passage, InputError> {
-        let bad = |why: String| InputError::Line {
-            path: self.path.clone(),
-            line: self.line,
-            why,
-        };
-        let value: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| bad(format!("invalid JSON: {e}")))?;
-        let text = match value.get("text") {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(_) => return Err(bad("\"text\" is not a string".into())),
-            None => return Err(bad("no \"text\" field".into())),
-        };
-        let id = match value.get("id") {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(serde_json::Value::Number(n)) => n.to_string(),
-            _ => format!("{}:{}", self.stem, self.line),
-        };
-        Ok(Passage { id, text })
     }
 }
 

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::input::{TextLines, MAX_JSON_LINE_BYTES};
 use crate::observer::{Observer, Silent, Stage, StageProgress};
 use segment::{Piece, PieceKind};
 
@@ -110,6 +111,9 @@ pub enum CorpusError {
         line: usize,
         why: String,
     },
+    /// Reading a `.jsonl` file a line at a time.
+    #[error(transparent)]
+    Lines(Box<crate::input::InputError>),
     #[error("{0}: no articles found (supported: .txt .md .jsonl .csv)")]
     Empty(PathBuf),
     #[error("{0}: no claims found (the articles are empty, or only boilerplate)")]
@@ -366,116 +370,52 @@ fn extension(path: &Path) -> String {
 }
 
 /// Reads one file, handing each article to `add` as it is read and each byte
-/// read to `progress`; a decoding warning goes to `warnings`. A `.jsonl` file in UTF-8 is read a line at a time,
-/// so only one article's text is held at once, however large the file.
+/// read to `progress`; a decoding warning goes to `warnings`. A `.jsonl` file is
+/// read a line at a time ([`TextLines`]), so only one article's text is held at
+/// once, however large the file.
 fn read_file(
     path: &Path,
     warnings: &mut Vec<String>,
     progress: &StageProgress,
     add: &mut dyn FnMut(ArticleText),
 ) -> Result<(), CorpusError> {
-    let io = |source| CorpusError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
     let kind = extension(path);
     if kind == "jsonl" {
-        if let Some(lines) = utf8_lines(path).map_err(io)? {
-            return stream_jsonl(path, lines, warnings, progress, add);
-        }
+        return read_jsonl(path, warnings, progress, add);
     }
-    let bytes = std::fs::read(path).map_err(io)?;
+    let bytes = std::fs::read(path).map_err(|source| CorpusError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     progress.advance(bytes.len());
     let Decoded { text, warning } = decode(path, &bytes)?;
     drop(bytes);
     warnings.extend(warning);
-    match kind.as_str() {
-        "jsonl" => {
-            for (i, line) in text.lines().enumerate() {
-                if let Some(article) = jsonl_record(path, i + 1, line)? {
-                    add(article);
-                }
-            }
-            Ok(())
-        }
-        "csv" => records_csv(path, &text, add),
-        _ => {
-            check_size(path, text.len())?;
-            let stem = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            add(plain_article(stem, path.display().to_string(), text));
-            Ok(())
-        }
+    if kind == "csv" {
+        return records_csv(path, &text, add);
     }
+    check_size(path, text.len())?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    add(plain_article(stem, path.display().to_string(), text));
+    Ok(())
 }
 
-/// Bytes sniffed to choose between reading a file a line at a time and decoding
-/// it whole.
-const SNIFF_BYTES: usize = 1 << 16;
-
-/// The file's lines, when its first [`SNIFF_BYTES`] read as UTF-8 (a UTF-8 BOM
-/// skipped); `None` when they call for [`decode`] (another BOM, UTF-16, a legacy
-/// encoding, NUL bytes).
-fn utf8_lines(path: &Path) -> std::io::Result<Option<std::io::BufReader<std::fs::File>>> {
-    use std::io::{Read, Seek};
-    let mut file = std::fs::File::open(path)?;
-    let mut head = Vec::with_capacity(SNIFF_BYTES);
-    (&mut file)
-        .take(SNIFF_BYTES as u64)
-        .read_to_end(&mut head)?;
-    let bom = match encoding_rs::Encoding::for_bom(&head) {
-        Some((encoding, bom)) if encoding == encoding_rs::UTF_8 => bom,
-        Some(_) => return Ok(None),
-        None => 0,
-    };
-    let utf8 = match std::str::from_utf8(&head[bom..]) {
-        Ok(_) => true,
-        // A character cut by the sniff's end is not an error.
-        Err(e) => e.error_len().is_none(),
-    };
-    if !utf8 || head.contains(&0) {
-        return Ok(None);
-    }
-    file.seek(std::io::SeekFrom::Start(bom as u64))?;
-    Ok(Some(std::io::BufReader::new(file)))
-}
-
-/// Reads JSONL records a line at a time; a line that is not valid UTF-8 is read
-/// with U+FFFD in place of its bad bytes, and said once in `warnings`.
-fn stream_jsonl(
+/// Reads JSONL records a line at a time.
+fn read_jsonl(
     path: &Path,
-    mut lines: impl std::io::BufRead,
     warnings: &mut Vec<String>,
     progress: &StageProgress,
     add: &mut dyn FnMut(ArticleText),
 ) -> Result<(), CorpusError> {
-    let mut buf = Vec::new();
-    let mut bad_lines = 0usize;
-    for number in 1.. {
-        buf.clear();
-        let read = lines
-            .read_until(b'\n', &mut buf)
-            .map_err(|source| CorpusError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        if read == 0 {
-            break;
-        }
-        progress.advance(read);
-        let line = String::from_utf8_lossy(&buf);
-        if matches!(line, std::borrow::Cow::Owned(_)) {
-            bad_lines += 1;
-            if bad_lines == 1 {
-                warnings.push(format!(
-                    "{}:{number}: invalid UTF-8 replaced with U+FFFD (the first such line)",
-                    path.display()
-                ));
-            }
-        }
-        if let Some(article) = jsonl_record(path, number, &line)? {
+    let mut lines = TextLines::open(path, MAX_JSON_LINE_BYTES, warnings)?;
+    let mut told = 0;
+    while let Some(line) = lines.next_line(warnings)? {
+        progress.advance(lines.offset() - told);
+        told = lines.offset();
+        if let Some(article) = jsonl_record(path, lines.line(), &line)? {
             add(article);
         }
     }
@@ -716,6 +656,12 @@ fn record_article(path: &Path, line: usize, record: Record) -> Result<ArticleTex
     })
 }
 
+impl From<crate::input::InputError> for CorpusError {
+    fn from(e: crate::input::InputError) -> Self {
+        CorpusError::Lines(Box::new(e))
+    }
+}
+
 /// One JSONL line's article; `None` for a blank line.
 fn jsonl_record(
     path: &Path,
@@ -833,7 +779,7 @@ mod tests {
             bytes.extend(record(k, "China refines most of the world's rare earths.").as_bytes());
         }
         bytes.extend(b"{\"id\":\"bad\",\"text\":\"Pakistan \xFF signed a deal.\"}\n\n");
-        assert!(bytes.len() > SNIFF_BYTES);
+        assert!(bytes.len() > 1 << 16, "past the bytes sniffed");
         let utf8 = dir.path().join("a.jsonl");
         std::fs::write(&utf8, &bytes).unwrap();
         let corpus = Corpus::read(std::slice::from_ref(&utf8)).unwrap();
