@@ -815,6 +815,31 @@ mod tests {
     }
 
     #[test]
+    fn reading_is_told_in_bytes_up_to_the_inputs_size() {
+        #[derive(Default)]
+        struct Recorder(std::sync::Mutex<Vec<(usize, usize)>>);
+        impl Observer for Recorder {
+            fn event(&self, event: &crate::Event) {
+                if let crate::Event::Working { stage, done, total } = event {
+                    assert_eq!(*stage, Stage::Reading);
+                    self.0.lock().unwrap().push((*done, *total));
+                }
+            }
+        }
+        let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
+        let size: u64 = std::fs::read_dir(&seeds)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        let recorder = Recorder::default();
+        Corpus::read_observed(&[seeds], &recorder).unwrap();
+        let told = recorder.0.into_inner().unwrap();
+        assert!(told.len() >= 5, "{told:?}");
+        assert!(told.windows(2).all(|w| w[0].0 <= w[1].0), "{told:?}");
+        assert_eq!(*told.last().unwrap(), (size as usize, size as usize));
+    }
+
+    #[test]
     fn jsonl_and_csv_records() {
         let dir = tempfile::tempdir().unwrap();
         let jsonl = dir.path().join("a.jsonl");
