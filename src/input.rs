@@ -235,32 +235,10 @@ impl TextLines {
     /// lines over `max` bytes will be refused. A decoding warning goes to
     /// `warnings`.
     pub fn open(path: &Path, max: usize, warnings: &mut Vec<String>) -> Result<Self, InputError> {
-        let io = |source| InputError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut source: Box<dyn Read> = if path.as_os_str() == "-" {
-            Box::new(std::io::stdin())
-        } else {
-            Box::new(std::fs::File::open(path).map_err(io)?)
-        };
-        let mut head = Vec::new();
-        (&mut source)
-            .take(HEAD_BYTES as u64)
-            .read_to_end(&mut head)
-            .map_err(io)?;
         // A UTF-8 byte-order mark is no part of the first line (offsets count it).
-        let bom = if head.starts_with(b"\xEF\xBB\xBF") {
-            3
-        } else {
-            0
-        };
-        let lines: Box<dyn BufRead> = if streams_as_utf8(&head) {
-            head.drain(..bom);
-            Box::new(BufReader::new(Cursor::new(head).chain(source)))
-        } else {
-            let text = decode_whole(path, head, source, warnings)?;
-            Box::new(Cursor::new(text.into_bytes()))
+        let (bom, lines): (usize, Box<dyn BufRead>) = match Utf8Source::open(path, warnings)? {
+            Utf8Source::Streamed { bom, bytes } => (bom, Box::new(BufReader::new(bytes))),
+            Utf8Source::Decoded(text) => (0, Box::new(Cursor::new(text.into_bytes()))),
         };
         Ok(TextLines {
             path: path.to_path_buf(),
@@ -322,6 +300,49 @@ impl TextLines {
                 Ok(Some(String::from_utf8_lossy(content).into_owned()))
             }
         }
+    }
+}
+
+/// A text file's (or standard input's) UTF-8: streamed as it comes when its first
+/// bytes read as UTF-8, else decoded whole first.
+pub enum Utf8Source {
+    /// The bytes after a UTF-8 byte-order mark of `bom` bytes (0 or 3).
+    Streamed { bom: usize, bytes: Box<dyn Read> },
+    /// A file in another encoding, decoded whole ([`crate::corpus::decode`]).
+    Decoded(String),
+}
+
+impl Utf8Source {
+    /// Opens `path` (`-` is standard input) and reads its first bytes to choose;
+    /// a decoding warning goes to `warnings`.
+    pub fn open(path: &Path, warnings: &mut Vec<String>) -> Result<Self, InputError> {
+        let io = |source| InputError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut source: Box<dyn Read> = if path.as_os_str() == "-" {
+            Box::new(std::io::stdin())
+        } else {
+            Box::new(std::fs::File::open(path).map_err(io)?)
+        };
+        let mut head = Vec::new();
+        (&mut source)
+            .take(HEAD_BYTES as u64)
+            .read_to_end(&mut head)
+            .map_err(io)?;
+        if !streams_as_utf8(&head) {
+            return decode_whole(path, head, source, warnings).map(Utf8Source::Decoded);
+        }
+        let bom = if head.starts_with(b"\xEF\xBB\xBF") {
+            3
+        } else {
+            0
+        };
+        head.drain(..bom);
+        Ok(Utf8Source::Streamed {
+            bom,
+            bytes: Box::new(Cursor::new(head).chain(source)),
+        })
     }
 }
 

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::input::{TextLines, MAX_JSON_LINE_BYTES};
+use crate::input::{TextLines, Utf8Source, MAX_JSON_LINE_BYTES};
 use crate::observer::{Observer, Silent, Stage, StageProgress};
 use segment::{Piece, PieceKind};
 
@@ -370,37 +370,35 @@ fn extension(path: &Path) -> String {
 }
 
 /// Reads one file, handing each article to `add` as it is read and each byte
-/// read to `progress`; a decoding warning goes to `warnings`. A `.jsonl` file is
-/// read a line at a time ([`TextLines`]), so only one article's text is held at
-/// once, however large the file.
+/// read to `progress`; a decoding warning goes to `warnings`. `.jsonl` and `.csv`
+/// files are read a record at a time, so only one article's text is held at
+/// once, however large the file (one in a legacy encoding is decoded whole first).
 fn read_file(
     path: &Path,
     warnings: &mut Vec<String>,
     progress: &StageProgress,
     add: &mut dyn FnMut(ArticleText),
 ) -> Result<(), CorpusError> {
-    let kind = extension(path);
-    if kind == "jsonl" {
-        return read_jsonl(path, warnings, progress, add);
+    match extension(path).as_str() {
+        "jsonl" => read_jsonl(path, warnings, progress, add),
+        "csv" => read_csv(path, warnings, progress, add),
+        _ => {
+            let bytes = std::fs::read(path).map_err(|source| CorpusError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            progress.advance(bytes.len());
+            let Decoded { text, warning } = decode(path, &bytes)?;
+            warnings.extend(warning);
+            check_size(path, text.len())?;
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            add(plain_article(stem, path.display().to_string(), text));
+            Ok(())
+        }
     }
-    let bytes = std::fs::read(path).map_err(|source| CorpusError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    progress.advance(bytes.len());
-    let Decoded { text, warning } = decode(path, &bytes)?;
-    drop(bytes);
-    warnings.extend(warning);
-    if kind == "csv" {
-        return records_csv(path, &text, add);
-    }
-    check_size(path, text.len())?;
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    add(plain_article(stem, path.display().to_string(), text));
-    Ok(())
 }
 
 /// Reads JSONL records a line at a time.
@@ -679,22 +677,59 @@ fn jsonl_record(
     record_article(path, number, record).map(Some)
 }
 
-fn records_csv(
+/// Reads CSV records one at a time (a header row, then `id`, `title`, `text`, …);
+/// bad UTF-8 in a field becomes U+FFFD, said once in `warnings`.
+fn read_csv(
     path: &Path,
-    text: &str,
+    warnings: &mut Vec<String>,
+    progress: &StageProgress,
     add: &mut dyn FnMut(ArticleText),
 ) -> Result<(), CorpusError> {
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    for (i, row) in reader.deserialize::<Record>().enumerate() {
-        let line = i + 2;
-        let record = row.map_err(|e| CorpusError::Record {
-            path: path.to_path_buf(),
-            line,
-            why: e.to_string(),
-        })?;
-        add(record_article(path, line, record)?);
+    let bytes: Box<dyn std::io::Read> = match Utf8Source::open(path, warnings)? {
+        Utf8Source::Streamed { bytes, .. } => bytes,
+        Utf8Source::Decoded(text) => Box::new(std::io::Cursor::new(text.into_bytes())),
+    };
+    let mut reader = csv::Reader::from_reader(bytes);
+    let bad = |line: u64, why: String| CorpusError::Record {
+        path: path.to_path_buf(),
+        line: line as usize,
+        why,
+    };
+    let headers = lossy(reader.byte_headers().map_err(|e| bad(1, e.to_string()))?).0;
+    let (mut row, mut told, mut warned) = (csv::ByteRecord::new(), 0, false);
+    let unreadable = |e: csv::Error| bad(e.position().map_or(0, |p| p.line()), e.to_string());
+    while reader.read_byte_record(&mut row).map_err(unreadable)? {
+        let line = row.position().map_or(0, |p| p.line());
+        progress.advance(reader.position().byte() as usize - told);
+        told = reader.position().byte() as usize;
+        let (fields, replaced) = lossy(&row);
+        if replaced && !std::mem::replace(&mut warned, true) {
+            warnings.push(format!(
+                "{}:{}: invalid UTF-8 replaced with U+FFFD",
+                path.display(),
+                line
+            ));
+        }
+        let record: Record = fields
+            .deserialize(Some(&headers))
+            .map_err(|e| bad(line, e.to_string()))?;
+        add(record_article(path, line as usize, record)?);
     }
     Ok(())
+}
+
+/// A CSV row as text, bad UTF-8 replaced; whether any was.
+fn lossy(row: &csv::ByteRecord) -> (csv::StringRecord, bool) {
+    let mut replaced = false;
+    let fields = row
+        .iter()
+        .map(|field| {
+            let text = String::from_utf8_lossy(field);
+            replaced |= matches!(text, std::borrow::Cow::Owned(_));
+            text
+        })
+        .collect();
+    (fields, replaced)
 }
 
 #[cfg(test)]
@@ -837,6 +872,42 @@ mod tests {
         assert!(told.len() >= 5, "{told:?}");
         assert!(told.windows(2).all(|w| w[0].0 <= w[1].0), "{told:?}");
         assert_eq!(*told.last().unwrap(), (size as usize, size as usize));
+    }
+
+    #[test]
+    fn csv_is_read_a_record_at_a_time_whatever_its_encoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let utf8 = dir.path().join("a.csv");
+        // Past the sniffed bytes, a field with a bad byte is read, and said once.
+        let mut bytes = b"id,title,text\n".to_vec();
+        for k in 0..2_000 {
+            bytes.extend(
+                format!("r{k},T,\"China refines most rare earths.\nIt says so.\"\n").as_bytes(),
+            );
+        }
+        bytes.extend(b"y,U,Pakistan \xFF signed a deal.\n");
+        assert!(bytes.len() > 1 << 16, "past the bytes sniffed");
+        std::fs::write(&utf8, &bytes).unwrap();
+        let corpus = Corpus::read(std::slice::from_ref(&utf8)).unwrap();
+        assert_eq!(corpus.articles.len(), 2_001);
+        assert_eq!(
+            corpus.claims.last().unwrap().text,
+            "Pakistan \u{FFFD} signed a deal."
+        );
+        assert!(
+            corpus.warnings[0].contains("a.csv:4002: invalid UTF-8"),
+            "{:?}",
+            corpus.warnings
+        );
+        let (gbk, _, _) =
+            encoding_rs::GBK.encode("id,title,text\nz,标题,中国商务部公告扩展稀土管制。\n");
+        let legacy = dir.path().join("b.csv");
+        std::fs::write(&legacy, &gbk).unwrap();
+        let corpus = Corpus::read(&[legacy]).unwrap();
+        assert_eq!(corpus.claims[1].text, "中国商务部公告扩展稀土管制。");
+        std::fs::write(&utf8, "id,title,text\nx,T,fine\ny,U\n").unwrap();
+        let err = Corpus::read(&[utf8]).unwrap_err().to_string();
+        assert!(err.contains("a.csv:3:"), "{err}");
     }
 
     #[test]
