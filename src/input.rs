@@ -6,7 +6,8 @@
 //! a file whose first 64 KiB are not UTF-8 (UTF-16, GBK, Big5, …) is decoded whole,
 //! as `cluster` decodes articles ([`crate::corpus::decode`]), up to
 //! [`MAX_DECODED_FILE_BYTES`]. Every error names the file and, where there is one,
-//! the line.
+//! the line. [`Utf8Source`] (that choice) and [`TextLines`] (lines with their
+//! numbers) also read `cluster`'s `.csv` and `.jsonl` articles.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Cursor, Read};

@@ -111,9 +111,10 @@ pub enum CorpusError {
         line: usize,
         why: String,
     },
-    /// Reading a `.jsonl` file a line at a time.
+    /// Reading a `.jsonl` or `.csv` file as it streams (I/O, a line too long, a
+    /// file in a legacy encoding too large to decode whole).
     #[error(transparent)]
-    Lines(Box<crate::input::InputError>),
+    Stream(Box<crate::input::InputError>),
     #[error("{0}: no articles found (supported: .txt .md .jsonl .csv)")]
     Empty(PathBuf),
     #[error("{0}: no claims found (the articles are empty, or only boilerplate)")]
@@ -656,7 +657,7 @@ fn record_article(path: &Path, line: usize, record: Record) -> Result<ArticleTex
 
 impl From<crate::input::InputError> for CorpusError {
     fn from(e: crate::input::InputError) -> Self {
-        CorpusError::Lines(Box::new(e))
+        CorpusError::Stream(Box::new(e))
     }
 }
 
