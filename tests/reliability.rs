@@ -90,7 +90,7 @@ fn empty_articles_warn_and_a_corpus_without_claims_is_an_error() {
         corpus
             .warnings
             .iter()
-            .any(|w| w.contains("empty.txt: no claims")),
+            .any(|w| w.contains("empty.txt: article \"empty\" has no claims")),
         "{:?}",
         corpus.warnings
     );

@@ -127,11 +127,17 @@ pub struct Corpus {
     pub articles: Vec<Article>,
     pub claims: Vec<Claim>,
     /// What the reading passed over or changed, one line each: files of other
-    /// types, links back to a folder already read, empty articles, article ids
-    /// used twice (the later article gets `id~2`, `id~3`, …).
+    /// types, links back to a folder already read, empty articles (the first
+    /// [`LISTED_EMPTY`], then a count), article ids used twice (the later
+    /// article gets `id~2`, `id~3`, …).
     pub warnings: Vec<String>,
     ids: HashSet<String>,
+    /// Articles that gave no claim.
+    empty: usize,
 }
+
+/// Articles without a claim that the warnings name one by one.
+pub const LISTED_EMPTY: usize = 10;
 
 impl Corpus {
     /// The rows of [`claims`](Self::claims) each article holds, in article order.
@@ -171,6 +177,13 @@ impl Corpus {
             corpus.warnings.extend(warnings);
         }
         progress.finish();
+        if corpus.empty > LISTED_EMPTY {
+            let more = corpus.empty - LISTED_EMPTY;
+            corpus.warnings.push(format!(
+                "{more} more articles have no claims ({} in all)",
+                corpus.empty
+            ));
+        }
         let first = inputs.first().cloned().unwrap_or_default();
         if corpus.articles.is_empty() {
             return Err(CorpusError::Empty(first));
@@ -245,10 +258,13 @@ impl Corpus {
             });
         }
         if self.claims.len() == before {
-            self.warnings.push(format!(
-                "{}: no claims (the article is empty, or only boilerplate)",
-                article.path
-            ));
+            self.empty += 1;
+            if self.empty <= LISTED_EMPTY {
+                self.warnings.push(format!(
+                    "{}: article {:?} has no claims (it is empty, or only boilerplate)",
+                    article.path, article.id
+                ));
+            }
         }
         self.articles.push(article);
     }
@@ -291,7 +307,20 @@ impl ArticleText {
                 }
             }
         }
+        if !pieces.iter().any(|p| matches!(p.kind, PieceKind::Claim(_))) {
+            self.headlines_as_claims(&mut pieces);
+        }
         pieces
+    }
+
+    /// In a text with no claim, its section-header-like lines are headlines
+    /// (`ISIS Reportedly Executes 2nd American Journalist`): they are its claims.
+    fn headlines_as_claims(&self, pieces: &mut [Piece]) {
+        for piece in pieces {
+            if piece.kind == PieceKind::Header {
+                piece.kind = PieceKind::Claim(segment::clean(&self.text[piece.range.clone()]));
+            }
+        }
     }
 
     /// The title line's span and where the body starts, when the text starts with
@@ -843,6 +872,31 @@ mod tests {
         assert_eq!(
             corpus.claims[0].text,
             "中国商务部公告扩展稀土管制，将五种元素新增至限制名单。"
+        );
+        // A headline alone is the article's claim.
+        let headline = "ISIS Reportedly Executes 2nd American Journalist";
+        std::fs::write(&utf8, record(0, headline)).unwrap();
+        let corpus = Corpus::read(std::slice::from_ref(&utf8)).unwrap();
+        assert_eq!(corpus.claims[0].text, headline);
+        assert!(corpus.warnings.is_empty(), "{:?}", corpus.warnings);
+        // Articles without a claim are named by id, then counted.
+        let empties: String = (0..12).map(|k| record(k, " ")).collect();
+        std::fs::write(&utf8, empties + &record(12, "Rare earths matter a lot.")).unwrap();
+        let corpus = Corpus::read(std::slice::from_ref(&utf8)).unwrap();
+        assert_eq!(
+            corpus.warnings.len(),
+            LISTED_EMPTY + 1,
+            "{:?}",
+            corpus.warnings
+        );
+        assert!(
+            corpus.warnings[0].contains("article \"r0\" has no claims"),
+            "{:?}",
+            corpus.warnings
+        );
+        assert_eq!(
+            corpus.warnings[LISTED_EMPTY],
+            "2 more articles have no claims (12 in all)"
         );
         // A bad record names its line.
         std::fs::write(&utf8, format!("{}\n{{\"id\":1}}\n", record(0, "x"))).unwrap();

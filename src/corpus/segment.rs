@@ -49,7 +49,7 @@ pub enum PieceKind {
     /// A sentence or assertion too short to stand as a claim.
     TooShort,
     /// Site boilerplate or the byline (`Source·date`), as the article reader
-    /// marks them ([`crate::corpus::Article::pieces`]).
+    /// marks them ([`crate::corpus::ArticleText::pieces`]).
     Boilerplate,
 }
 
