@@ -22,7 +22,7 @@ use parquet::file::properties::WriterProperties;
 use crate::error::{Error, Result};
 use crate::report::Report;
 
-/// The file names, in the order [`write`] writes them.
+/// The file names, in the order [`write()`] writes them.
 pub const FILES: [&str; 3] = ["claims.parquet", "groups.parquet", "pairs.parquet"];
 
 /// Writes the three tables of `report` into `dir`; with `embeddings` (a row per

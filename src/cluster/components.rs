@@ -6,7 +6,7 @@
 //! distance matrix per component instead of one of n²/2 for all claims.
 //!
 //! A component of more than [`MAX_EXACT_COMPONENT`] claims is grouped by
-//! [`sparse_linkage`](super::sparse_linkage) on the pairs of its near neighbours,
+//! `sparse_linkage` on the pairs of its near neighbours,
 //! each scored, those under the cut included.
 
 use rayon::prelude::*;

@@ -37,11 +37,11 @@ pub const ANN_NEIGHBOURS: usize = 64;
 /// How the approximate search finds each row's nearest rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ApproximateSearch {
-    /// Exact products with the rows of the row's nearest k-means cells ([`cells`]).
+    /// Exact products with the rows of the row's nearest k-means cells (`neighbours/cells.rs`).
     #[default]
     Cells,
     /// An HNSW index, rows added as a skeleton of every eighth row, then sorted by
-    /// nearest k-means centroid, so near rows are read together ([`order`]).
+    /// nearest k-means centroid, so near rows are read together (`neighbours/order.rs`).
     Hnsw,
     /// An HNSW index, rows added as they come.
     HnswInRowOrder,
