@@ -171,9 +171,14 @@ impl Corpus {
         let progress = StageProgress::new(observer, Stage::Reading, files.iter().map(size).sum());
         for file in &files {
             let mut warnings = Vec::new();
-            read_file(file, &mut warnings, &progress, &mut |article| {
-                corpus.add(article)
-            })?;
+            FileRead {
+                path: file,
+                warnings: &mut warnings,
+                progress: &progress,
+                add: &mut |article| corpus.add(article),
+                told: 0,
+            }
+            .read()?;
             corpus.warnings.extend(warnings);
         }
         progress.finish();
@@ -399,55 +404,100 @@ fn extension(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Reads one file, handing each article to `add` as it is read and each byte
-/// read to `progress`; a decoding warning goes to `warnings`. `.jsonl` and `.csv`
-/// files are read a record at a time, so only one article's text is held at
-/// once, however large the file (one in a legacy encoding is decoded whole first).
-fn read_file(
-    path: &Path,
-    warnings: &mut Vec<String>,
-    progress: &StageProgress,
-    add: &mut dyn FnMut(ArticleText),
-) -> Result<(), CorpusError> {
-    match extension(path).as_str() {
-        "jsonl" => read_jsonl(path, warnings, progress, add),
-        "csv" => read_csv(path, warnings, progress, add),
-        _ => {
-            let bytes = std::fs::read(path).map_err(|source| CorpusError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            progress.advance(bytes.len());
-            let Decoded { text, warning } = decode(path, &bytes)?;
-            warnings.extend(warning);
-            check_size(path, text.len())?;
-            let stem = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            add(plain_article(stem, path.display().to_string(), text));
-            Ok(())
-        }
-    }
+/// One file being read: where its articles, its warnings and its bytes read go.
+/// `.jsonl` and `.csv` files are read a record at a time, so only one article's
+/// text is held at once, however large the file (one in a legacy encoding is
+/// decoded whole first); other files are one article each.
+struct FileRead<'a> {
+    path: &'a Path,
+    warnings: &'a mut Vec<String>,
+    progress: &'a StageProgress<'a>,
+    add: &'a mut dyn FnMut(ArticleText),
+    /// The bytes told to `progress` so far.
+    told: usize,
 }
 
-/// Reads JSONL records a line at a time.
-fn read_jsonl(
-    path: &Path,
-    warnings: &mut Vec<String>,
-    progress: &StageProgress,
-    add: &mut dyn FnMut(ArticleText),
-) -> Result<(), CorpusError> {
-    let mut lines = TextLines::open(path, MAX_JSON_LINE_BYTES, warnings)?;
-    let mut told = 0;
-    while let Some(line) = lines.next_line(warnings)? {
-        progress.advance(lines.offset() - told);
-        told = lines.offset();
-        if let Some(article) = jsonl_record(path, lines.line(), &line)? {
-            add(article);
+impl FileRead<'_> {
+    /// Reads the file by its extension.
+    fn read(self) -> Result<(), CorpusError> {
+        match extension(self.path).as_str() {
+            "jsonl" => self.jsonl(),
+            "csv" => self.csv(),
+            _ => self.whole(),
         }
     }
-    Ok(())
+
+    /// Tells `progress` that the file has been read up to byte `position`.
+    fn read_up_to(&mut self, position: usize) {
+        self.progress.advance(position.saturating_sub(self.told));
+        self.told = self.told.max(position);
+    }
+
+    /// A `.txt` or `.md` file: one article in the seed format.
+    fn whole(mut self) -> Result<(), CorpusError> {
+        let path = self.path;
+        let bytes = std::fs::read(path).map_err(|source| CorpusError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.read_up_to(bytes.len());
+        let Decoded { text, warning } = decode(path, &bytes)?;
+        self.warnings.extend(warning);
+        check_size(path, text.len())?;
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        (self.add)(plain_article(stem, path.display().to_string(), text));
+        Ok(())
+    }
+
+    /// JSONL records, a line at a time.
+    fn jsonl(mut self) -> Result<(), CorpusError> {
+        let mut lines = TextLines::open(self.path, MAX_JSON_LINE_BYTES, self.warnings)?;
+        while let Some(line) = lines.next_line(self.warnings)? {
+            self.read_up_to(lines.offset());
+            if let Some(article) = jsonl_record(self.path, lines.line(), &line)? {
+                (self.add)(article);
+            }
+        }
+        Ok(())
+    }
+
+    /// CSV records one at a time (a header row, then `id`, `title`, `text`, …);
+    /// bad UTF-8 in a field becomes U+FFFD, said once in `warnings`.
+    fn csv(mut self) -> Result<(), CorpusError> {
+        let path = self.path;
+        let bytes: Box<dyn std::io::Read> = match Utf8Source::open(path, self.warnings)? {
+            Utf8Source::Streamed { bytes, .. } => bytes,
+            Utf8Source::Decoded(text) => Box::new(std::io::Cursor::new(text.into_bytes())),
+        };
+        let mut reader = csv::Reader::from_reader(bytes);
+        let bad = |line: u64, why: String| CorpusError::Record {
+            path: path.to_path_buf(),
+            line: line as usize,
+            why,
+        };
+        let headers = lossy(reader.byte_headers().map_err(|e| bad(1, e.to_string()))?).0;
+        let (mut row, mut warned) = (csv::ByteRecord::new(), false);
+        let unreadable = |e: csv::Error| bad(e.position().map_or(0, |p| p.line()), e.to_string());
+        while reader.read_byte_record(&mut row).map_err(unreadable)? {
+            let line = row.position().map_or(0, |p| p.line());
+            self.read_up_to(reader.position().byte() as usize);
+            let (fields, replaced) = lossy(&row);
+            if replaced && !std::mem::replace(&mut warned, true) {
+                self.warnings.push(format!(
+                    "{}:{line}: invalid UTF-8 replaced with U+FFFD",
+                    path.display()
+                ));
+            }
+            let record: Record = fields
+                .deserialize(Some(&headers))
+                .map_err(|e| bad(line, e.to_string()))?;
+            (self.add)(record_article(path, line as usize, record)?);
+        }
+        Ok(())
+    }
 }
 
 fn check_size(path: &Path, size: usize) -> Result<(), CorpusError> {
@@ -705,47 +755,6 @@ fn jsonl_record(
         why: format!("invalid JSON: {e}"),
     })?;
     record_article(path, number, record).map(Some)
-}
-
-/// Reads CSV records one at a time (a header row, then `id`, `title`, `text`, …);
-/// bad UTF-8 in a field becomes U+FFFD, said once in `warnings`.
-fn read_csv(
-    path: &Path,
-    warnings: &mut Vec<String>,
-    progress: &StageProgress,
-    add: &mut dyn FnMut(ArticleText),
-) -> Result<(), CorpusError> {
-    let bytes: Box<dyn std::io::Read> = match Utf8Source::open(path, warnings)? {
-        Utf8Source::Streamed { bytes, .. } => bytes,
-        Utf8Source::Decoded(text) => Box::new(std::io::Cursor::new(text.into_bytes())),
-    };
-    let mut reader = csv::Reader::from_reader(bytes);
-    let bad = |line: u64, why: String| CorpusError::Record {
-        path: path.to_path_buf(),
-        line: line as usize,
-        why,
-    };
-    let headers = lossy(reader.byte_headers().map_err(|e| bad(1, e.to_string()))?).0;
-    let (mut row, mut told, mut warned) = (csv::ByteRecord::new(), 0, false);
-    let unreadable = |e: csv::Error| bad(e.position().map_or(0, |p| p.line()), e.to_string());
-    while reader.read_byte_record(&mut row).map_err(unreadable)? {
-        let line = row.position().map_or(0, |p| p.line());
-        progress.advance(reader.position().byte() as usize - told);
-        told = reader.position().byte() as usize;
-        let (fields, replaced) = lossy(&row);
-        if replaced && !std::mem::replace(&mut warned, true) {
-            warnings.push(format!(
-                "{}:{}: invalid UTF-8 replaced with U+FFFD",
-                path.display(),
-                line
-            ));
-        }
-        let record: Record = fields
-            .deserialize(Some(&headers))
-            .map_err(|e| bad(line, e.to_string()))?;
-        add(record_article(path, line as usize, record)?);
-    }
-    Ok(())
 }
 
 /// A CSV row as text, bad UTF-8 replaced; whether any was.
