@@ -170,6 +170,10 @@ impl EmbeddingCache {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<(Array2<f32>, usize)> {
         let keys: Vec<Key> = texts.iter().map(|t| key(role, t)).collect();
+        let cached = keys
+            .iter()
+            .filter(|k| self.offsets.contains_key(*k))
+            .count();
         let mut wanted = HashSet::new();
         let missing: Vec<usize> = (0..texts.len())
             .filter(|&i| !self.offsets.contains_key(&keys[i]) && wanted.insert(keys[i]))
@@ -186,7 +190,7 @@ impl EmbeddingCache {
             done += tokens;
             self.append(chunk.iter().map(|&i| keys[i]).zip(fresh.rows()))?;
         }
-        Ok((self.vectors(&keys)?, texts.len() - missing.len()))
+        Ok((self.vectors(&keys)?, cached))
     }
 
     /// The cached vectors of `keys`, one row each, read from the mapped file.

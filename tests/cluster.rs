@@ -315,19 +315,35 @@ fn bad_corpus_inputs_are_clear_errors() {
 #[test]
 fn a_rerun_takes_embeddings_from_the_cache() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |out: &str| {
+    let run_on = |input: &str, out: &str, cache: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_stancemap"))
             .args([
                 "cluster",
-                "seeds/",
+                input,
                 "-o",
                 dir.path().join(out).to_str().unwrap(),
             ])
-            .env("STANCEMAP_CACHE", dir.path().join("cache"))
+            .env("STANCEMAP_CACHE", dir.path().join(cache))
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .output()
             .unwrap()
     };
+    // A wire copy is embedded once, and not counted as taken from the cache.
+    let copies = dir.path().join("copies.jsonl");
+    let copy = "The first shipment of rare-earth concentrate left the port of Pasni in October.";
+    let rows = [
+        format!(r#"{{"id":"a","text":"{copy} Washington welcomed the deal."}}"#),
+        format!(r#"{{"id":"b","text":"{copy} Beijing said nothing about it."}}"#),
+    ];
+    std::fs::write(&copies, rows.join("\n")).unwrap();
+    let copied = run_on(copies.to_str().unwrap(), "copies", "copies-cache");
+    assert!(copied.status.success(), "{}", stderr(&copied));
+    assert!(
+        !stderr(&copied).contains("from the embedding cache"),
+        "{}",
+        stderr(&copied)
+    );
+    let run = |out: &str| run_on("seeds/", out, "cache");
     let first = run("a");
     assert!(first.status.success(), "{}", stderr(&first));
     assert!(!stderr(&first).contains("from the embedding cache"));
