@@ -12,11 +12,15 @@ use crate::corpus::{Article, Claim};
 use crate::error::Result;
 use crate::stance::{ClaimStance, ClusterStance, Label};
 
-/// The version of the `report.json` contract (docs/ARCHITECTURE.md).
-pub const REPORT_VERSION: u32 = 5;
+mod json;
+pub use json::{JsonScope, COMPLETE_JSON_CLAIMS, SUMMARY_DUPLICATES, SUMMARY_GROUPS};
 
-/// Everything `stancemap cluster` found.
-#[derive(Debug, Clone, Serialize)]
+/// The version of the `report.json` contract (docs/ARCHITECTURE.md).
+pub const REPORT_VERSION: u32 = 6;
+
+/// Everything `stancemap cluster` found. `report.json` is written from it by
+/// [`Report::write_json`].
+#[derive(Debug, Clone)]
 pub struct Report {
     pub version: u32,
     pub model: ModelInfo,
@@ -27,7 +31,6 @@ pub struct Report {
     pub clusters: Vec<ClusterOut>,
     pub duplicates: Vec<DuplicateOut>,
     /// 2-D projection of each claim, for the map (not part of the JSON contract).
-    #[serde(skip)]
     pub map: Vec<[f32; 2]>,
 }
 
@@ -154,7 +157,7 @@ pub fn project_2d(x: &Array2<f32>) -> Vec<[f32; 2]> {
 }
 
 /// The most groups `report.md` and `report.html` show (the largest; every group is
-/// in `report.json` and `groups.parquet`).
+/// in `groups.parquet`, and in `report.json` when it is complete).
 pub const SHOWN_GROUPS: usize = 200;
 /// The most members a shown group lists.
 pub const SHOWN_MEMBERS: usize = 50;
@@ -173,23 +176,31 @@ fn not_all(shown: usize, total: usize, what: &str, rest: &str) -> Option<String>
 }
 
 impl Report {
-    /// Writes report.json, report.md and report.html into `dir`, each atomically
-    /// (a failed write leaves the previous file).
+    /// Writes report.json (complete up to [`COMPLETE_JSON_CLAIMS`] claims, else a
+    /// summary: see [`JsonScope`]), report.md and report.html into `dir`, each
+    /// atomically (a failed write leaves the previous file).
     pub fn write(&self, dir: &Path) -> Result<()> {
+        self.write_scoped(dir, JsonScope::Auto)
+    }
+
+    /// [`write`](Self::write), with report.json as `scope` says.
+    pub fn write_scoped(&self, dir: &Path, scope: JsonScope) -> Result<()> {
         let write = |name: &str, body: String| {
             crate::output::write_atomically(&dir.join(name), |out| out.write_all(body.as_bytes()))
         };
-        write(
-            "report.json",
-            serde_json::to_string_pretty(self).expect("the report serialises"),
-        )?;
+        crate::output::write_atomically(&dir.join("report.json"), |out| {
+            self.write_json(out, scope).map_err(std::io::Error::from)
+        })?;
         write("report.md", self.markdown())?;
         write("report.html", self.html())
     }
 
     pub(crate) fn claim(&self, id: &str) -> &ClaimOut {
-        let index: usize = id[1..].parse().expect("claim ids are c<index>");
-        &self.claims[index]
+        &self.claims[self.claim_index(id)]
+    }
+
+    fn claim_index(&self, id: &str) -> usize {
+        id[1..].parse().expect("claim ids are c<index>")
     }
 
     /// How many claims carry each label, in [`Label::ALL`] order.
@@ -246,7 +257,7 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
                 a.lang
             );
         }
-        let rest = "report.json and claims.parquet";
+        let rest = "claims.parquet";
         if let Some(note) = not_all(SHOWN_ARTICLES, self.articles.len(), "articles", rest) {
             let _ = writeln!(md, "\n{note}");
         }
@@ -276,7 +287,7 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
 
     fn md_clusters(&self, md: &mut String) {
         md.push_str("\n## Clusters\n");
-        let rest = "report.json and groups.parquet";
+        let rest = "groups.parquet";
         if let Some(note) = not_all(SHOWN_GROUPS, self.clusters.len(), "clusters", rest) {
             let _ = writeln!(md, "\n{note}");
         }
@@ -341,7 +352,7 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
                 md_cell(&self.claim(&d.b).claim.text)
             );
         }
-        let rest = "report.json and pairs.parquet";
+        let rest = "pairs.parquet";
         if let Some(note) = not_all(SHOWN_DUPLICATES, self.duplicates.len(), "pairs", rest) {
             let _ = writeln!(md, "\n{note}");
         }
@@ -405,7 +416,7 @@ table.m{{border-collapse:collapse;font-size:13px}} table.m td,table.m th{{border
                 self.claims.len().div_ceil(map_step(self.claims.len())),
                 self.claims.len(),
                 "claims (an even sample)",
-                "report.json"
+                "claims.parquet"
             )
             .unwrap_or_default(),
             self.html_map(),
@@ -501,7 +512,7 @@ table.m{{border-collapse:collapse;font-size:13px}} table.m td,table.m th{{border
 
     /// The clusters, each member with its stance, fit and closest fellow member.
     fn html_clusters(&self) -> String {
-        let rest = "report.json and groups.parquet";
+        let rest = "groups.parquet";
         let mut list = format!(
             "<p><small>{}</small></p>",
             not_all(SHOWN_GROUPS, self.clusters.len(), "clusters", rest).unwrap_or_default()
@@ -718,10 +729,10 @@ mod tests {
         let report = large_report(100);
         let md = report.markdown();
         for note in [
-            "60 of 100 articles shown; all are in report.json and claims.parquet.",
-            "200 of 251 clusters shown; all are in report.json and groups.parquet.",
+            "60 of 100 articles shown; all are in claims.parquet.",
+            "200 of 251 clusters shown; all are in groups.parquet.",
             "50 of 120 members shown; all are in report.json.",
-            "500 of 600 pairs shown; all are in report.json and pairs.parquet.",
+            "500 of 600 pairs shown; all are in pairs.parquet.",
         ] {
             assert!(md.contains(note), "no {note:?}");
         }

@@ -13,7 +13,12 @@ fn seeds_report_follows_the_contract() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
             .unwrap();
-    assert_eq!(report["version"], 5);
+    assert_eq!(report["version"], 6);
+    assert_eq!(report["complete"], true, "the seeds are listed whole");
+    assert_eq!(
+        report["totals"]["claims"].as_u64(),
+        report["claims"].as_array().map(|c| c.len() as u64)
+    );
     assert_eq!(
         report["model"]["adapter"],
         "built-in models/adapter/e5-small-claims.safetensors"

@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 
+use stancemap::report::JsonScope;
 use stancemap::stance::{Context, Reach};
 use stancemap::{output, tables};
 
@@ -41,6 +42,12 @@ pub struct ClusterArgs {
     /// Also write each claim's embedding (384 float32) into claims.parquet.
     #[arg(long)]
     parquet_embeddings: bool,
+    /// List every claim, group and pair in report.json whatever the corpus's size.
+    /// Without it, above 20,000 claims report.json is a summary (the 1,000 largest
+    /// groups, the 1,000 most probable pairs and the claims they name) and the
+    /// Parquet tables hold every row.
+    #[arg(long)]
+    complete_json: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -65,7 +72,12 @@ pub fn run(args: ClusterArgs) -> Result<()> {
     } else {
         (engine.analyse(&corpus)?, None)
     };
-    report.write(&args.output)?;
+    let scope = if args.complete_json {
+        JsonScope::Complete
+    } else {
+        JsonScope::Auto
+    };
+    report.write_scoped(&args.output, scope)?;
     tables::write(&report, embeddings.as_ref(), &args.output)?;
     eprintln!(
         "stancemap: {} clusters, {} duplicate pairs in {:.1}s → {} (report.json, .md, .html; claims, groups, pairs .parquet)",
