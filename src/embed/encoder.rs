@@ -8,6 +8,7 @@ use candle_nn::VarBuilder;
 
 use super::kernels::ScaledSoftmax;
 use super::linear::{Activation, Linear, WeightSource};
+use super::weight_file::WeightFile;
 use crate::model::e5s1::E5s1;
 use crate::model::{EncoderConfig, HiddenAct, ModelError, ModelFiles};
 use crate::tune::Adapter;
@@ -264,19 +265,18 @@ impl TokenBatch {
 }
 
 /// The weight file of `files` as f32 tensors named as in the model (the
-/// `bert.`/`roberta.`/`model.` prefix taken off), memory-mapped.
+/// `bert.`/`roberta.`/`model.` prefix taken off), each read from the file when
+/// it is asked for ([`WeightFile`]).
 pub(crate) fn open_weights(
     files: &ModelFiles,
 ) -> std::result::Result<VarBuilder<'static>, ModelError> {
-    // SAFETY: the file is mapped read-only and not modified while the model lives.
-    let vb =
-        unsafe { VarBuilder::from_mmaped_safetensors(&[&files.weights], DType::F32, &Device::Cpu) }
-            .map_err(|e| {
-                ModelError::BadWeights(format!(
-            "{}: {e}; if the file is truncated or corrupt, run `stancemap model fetch --force`",
+    let weights = WeightFile::open(&files.weights).map_err(|why| {
+        ModelError::BadWeights(format!(
+            "{}: {why}; if the file is truncated or corrupt, run `stancemap model fetch --force`",
             files.weights.display()
         ))
-            })?;
+    })?;
+    let vb = VarBuilder::from_backend(Box::new(weights), DType::F32, Device::Cpu);
     Ok(["bert", "roberta", "model"]
         .into_iter()
         .find(|p| vb.contains_tensor(&format!("{p}.embeddings.word_embeddings.weight")))

@@ -8,6 +8,7 @@ mod kernels;
 mod linear;
 pub(crate) mod packed;
 mod skinny;
+mod weight_file;
 
 use std::sync::Arc;
 
