@@ -19,7 +19,7 @@ pub use json::{JsonScope, COMPLETE_JSON_CLAIMS, SUMMARY_DUPLICATES, SUMMARY_GROU
 pub const REPORT_VERSION: u32 = 6;
 
 /// Everything `stancemap cluster` found. `report.json` is written from it by
-/// [`Report::write_json`].
+/// [`Report::write_json`]; serialised with serde it is the complete report.
 #[derive(Debug, Clone)]
 pub struct Report {
     pub version: u32,

@@ -53,6 +53,14 @@ struct JsonReport<'a> {
     duplicates: &'a [DuplicateOut],
 }
 
+/// The complete report in the `report.json` contract, for a caller's own serde
+/// output (`report.json` itself may be a summary: [`Report::write_json`]).
+impl Serialize for Report {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.json_view(JsonScope::Complete).serialize(serializer)
+    }
+}
+
 impl Report {
     /// Writes `report.json`'s content to `out` (pretty-printed), complete or
     /// summarised as `scope` says.
@@ -240,6 +248,13 @@ mod tests {
         let last_article = format!("a{}", last_claim / 2);
         assert_eq!(articles, ["a0", "a1", "a2", last_article.as_str()]);
 
+        let mut file = Vec::new();
+        big.write_json(&mut file, JsonScope::Complete).unwrap();
+        let serialised = serde_json::to_vec_pretty(&big).unwrap();
+        assert!(
+            file == serialised,
+            "Report's Serialize is not the complete file"
+        );
         let whole = written(&big, JsonScope::Complete);
         assert_eq!(whole["complete"], true);
         assert_eq!(
