@@ -76,6 +76,8 @@ impl LayerNorm {
 }
 
 struct Embeddings {
+    /// The token table: f32 at f32, else f16 (half the memory of its 250k rows;
+    /// each looked-up row is widened to f32).
     words: Tensor,
     positions: Tensor,
     token_type: Tensor,
@@ -84,10 +86,16 @@ struct Embeddings {
 }
 
 impl Embeddings {
-    fn load(vb: VarBuilder, cfg: &EncoderConfig) -> Result<Self> {
+    fn load(vb: VarBuilder, cfg: &EncoderConfig, precision: Precision) -> Result<Self> {
         let h = cfg.hidden_size;
+        let table = "word_embeddings.weight";
         Ok(Self {
-            words: vb.get((cfg.vocab_size, h), "word_embeddings.weight")?,
+            words: vb.get_with_hints_dtype(
+                (cfg.vocab_size, h),
+                table,
+                candle_nn::Init::Const(0.0),
+                token_table_dtype(precision),
+            )?,
             positions: vb.get(
                 (cfg.max_position_embeddings, h),
                 "position_embeddings.weight",
@@ -110,7 +118,7 @@ impl Embeddings {
             .flat_map(|&(_, len)| (0..len).map(|p| (p + self.position_offset) as u32))
             .collect();
         let positions = Tensor::new(positions.as_slice(), dev)?;
-        let x = self.words.index_select(&ids, 0)?;
+        let x = self.words.index_select(&ids, 0)?.to_dtype(DType::F32)?;
         let x = (x + self.positions.index_select(&positions, 0)?)?;
         let x = x.broadcast_add(&self.token_type)?;
         self.norm.forward(&x)
@@ -240,6 +248,15 @@ impl Layer {
     }
 }
 
+/// How the token table is held at `precision`: f32 for the reference, f16 for
+/// the others (whose dense layers round more than f16 does).
+pub(crate) fn token_table_dtype(precision: Precision) -> DType {
+    match precision {
+        Precision::F32 => DType::F32,
+        _ => DType::F16,
+    }
+}
+
 /// A batch of sequences laid end to end (no padding): token ids and each sequence's (start, length).
 pub struct TokenBatch {
     ids: Vec<u32>,
@@ -312,7 +329,7 @@ impl Encoder {
             q4_blocks: q4_blocks.as_ref(),
         };
         let cfg = &files.config;
-        let embeddings = Embeddings::load(vb.pp("embeddings"), cfg)?;
+        let embeddings = Embeddings::load(vb.pp("embeddings"), cfg, precision)?;
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| Layer::load(&src, i, cfg))
             .collect::<Result<Vec<_>>>()?;

@@ -67,22 +67,28 @@ impl WeightFile {
         })
     }
 
-    /// The tensor `name` as stored (f32, f16 or bf16).
-    fn read(&self, name: &str, dev: &Device) -> candle_core::Result<Tensor> {
+    /// The tensor `name` (stored as f32, f16 or bf16) as `dtype`. Stored f32 is
+    /// narrowed to f16 or bf16 as it is read, never held whole at f32.
+    fn read(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
         let Some(info) = self.tensors.get(name) else {
             candle_core::bail!("{}: no tensor {name}", self.path.display());
         };
         let at = self.data_start + info.data_offsets.0 as u64;
         let shape = info.shape.clone();
-        match info.dtype {
-            Dtype::F32 => self.read_f32(at, shape, dev),
-            Dtype::F16 => self.read_as(at, shape, half::f16::from_le_bytes, dev),
-            Dtype::BF16 => self.read_as(at, shape, half::bf16::from_le_bytes, dev),
-            other => candle_core::bail!(
+        let tensor = match (info.dtype, dtype) {
+            (Dtype::F32, DType::F16) => self.read_as(at, shape, from_f32(half::f16::from_f32), dev),
+            (Dtype::F32, DType::BF16) => {
+                self.read_as(at, shape, from_f32(half::bf16::from_f32), dev)
+            }
+            (Dtype::F32, _) => self.read_f32(at, shape, dev),
+            (Dtype::F16, _) => self.read_as(at, shape, half::f16::from_le_bytes, dev),
+            (Dtype::BF16, _) => self.read_as(at, shape, half::bf16::from_le_bytes, dev),
+            (other, _) => candle_core::bail!(
                 "{}: {name} is {other:?}; f32, f16 and bf16 weights are read",
                 self.path.display()
             ),
-        }
+        }?;
+        tensor.to_dtype(dtype)
     }
 
     /// Reads `shape`'s f32 elements from byte `at` straight into the tensor's memory.
@@ -103,7 +109,7 @@ impl WeightFile {
         &self,
         at: u64,
         shape: Vec<usize>,
-        decode: fn([u8; N]) -> T,
+        decode: impl Fn([u8; N]) -> T,
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
         let count: usize = shape.iter().product();
@@ -123,6 +129,11 @@ impl WeightFile {
         }
         Tensor::from_vec(values, shape, dev)
     }
+}
+
+/// Decodes a stored f32 and narrows it with `narrow`.
+fn from_f32<T>(narrow: fn(f32) -> T) -> impl Fn([u8; 4]) -> T {
+    move |bytes| narrow(f32::from_le_bytes(bytes))
 }
 
 /// Refuses a tensor whose bytes do not fit its dtype and shape, or lie past the
@@ -154,7 +165,7 @@ impl SimpleBackend for WeightFile {
         dtype: DType,
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
-        let tensor = self.read(name, dev)?;
+        let tensor = self.read(name, dtype, dev)?;
         if tensor.shape() != &shape {
             candle_core::bail!(
                 "{}: {name} is {:?}, the model expects {:?}",
@@ -163,11 +174,11 @@ impl SimpleBackend for WeightFile {
                 shape.dims()
             );
         }
-        tensor.to_dtype(dtype)
+        Ok(tensor)
     }
 
     fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        self.read(name, dev)?.to_dtype(dtype)
+        self.read(name, dtype, dev)
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
@@ -219,6 +230,19 @@ mod tests {
         assert!(same(&read("big", &[3, 700_000]), &big));
         assert!(same(&read("half", &[2, 2]), &small));
         assert!(same(&read("brain", &[2, 2]), &small));
+        let narrowed = weights
+            .get(
+                (3, 700_000).into(),
+                "big",
+                candle_nn::Init::Const(0.0),
+                DType::F16,
+                cpu,
+            )
+            .unwrap();
+        assert_eq!(narrowed.dtype(), DType::F16);
+        let widened = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+        let rounded = widened(&big.to_dtype(DType::F16).unwrap());
+        assert!(same(&widened(&narrowed), &rounded));
         assert!(weights.contains_tensor("big") && !weights.contains_tensor("nothing"));
         let wrong_shape = weights.get(
             (2, 3).into(),

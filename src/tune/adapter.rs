@@ -210,11 +210,12 @@ impl SimpleBackend for Merged<'_> {
         &self,
         s: Shape,
         name: &str,
-        _: candle_nn::Init,
+        init: candle_nn::Init,
         dtype: DType,
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
-        let weight = self.base.get(s, name)?;
+        // Read at the dtype asked for (the token table narrows as it is read).
+        let weight = self.base.get_with_hints_dtype(s, name, init, dtype)?;
         self.with_update(name, weight)?
             .to_dtype(dtype)?
             .to_device(dev)
