@@ -626,42 +626,53 @@ pub(crate) fn escape(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::ops::Range;
+
     use super::*;
     use crate::corpus::Lang;
     use crate::stance::Distribution;
 
-    /// A report of `articles` (at least 3) articles of 60 claims each, a group of
-    /// 120 claims and up to 250 of two, and up to 600 duplicate pairs.
-    fn large_report(articles: usize) -> Report {
+    /// A report of `articles` articles of `per_article` claims each (claim `c{i}`
+    /// in article `a{i / per_article}`), a group per range of claim indices in
+    /// `groups` and a duplicate pair per `(a, b)` in `pairs`; every stance neutral.
+    pub(super) fn test_report(
+        articles: usize,
+        per_article: usize,
+        groups: &[Range<usize>],
+        pairs: &[(usize, usize)],
+    ) -> Report {
         let even = Distribution {
             supports: 0.2,
             challenges: 0.2,
             neutral: 0.6,
         };
-        let stance = ClaimStance {
-            label: Label::Neutral,
-            score: 0.6,
-            probabilities: even,
-        };
-        let n = articles * 60;
+        let n = articles * per_article;
+        let group_of = |i: usize| groups.iter().position(|g| g.contains(&i));
         let claims: Vec<ClaimOut> = (0..n)
             .map(|i| ClaimOut {
                 claim: Claim {
                     id: format!("c{i}"),
-                    article: format!("a{}", i / 60),
+                    article: format!("a{}", i / per_article),
                     text: format!("claim number {i}"),
                     start: 0,
                     end: 1,
                     lang: Lang::En,
                 },
-                cluster: None,
-                stance,
+                cluster: group_of(i),
+                stance: ClaimStance {
+                    label: Label::Neutral,
+                    score: 0.6,
+                    probabilities: even,
+                },
             })
             .collect();
-        let group = |id: usize, members: std::ops::Range<usize>| ClusterOut {
+        let group = |(id, members): (usize, &Range<usize>)| ClusterOut {
             id,
             size: members.len(),
-            articles: members.clone().map(|i| format!("a{}", i / 60)).collect(),
+            articles: members
+                .clone()
+                .map(|i| format!("a{}", i / per_article))
+                .collect(),
             label: format!("group {id}"),
             keywords: Vec::new(),
             members: members.clone().map(|i| format!("c{i}")).collect(),
@@ -673,6 +684,7 @@ mod tests {
             },
             coherence: 0.9,
             evidence: members
+                .clone()
                 .map(|i| MemberEvidence {
                     claim: format!("c{i}"),
                     fit: 0.9,
@@ -682,13 +694,11 @@ mod tests {
                 .collect(),
             shared_amounts: Vec::new(),
         };
-        let clusters = std::iter::once(group(0, 0..120))
-            .chain((1..=250.min(n / 2 - 61)).map(|k| group(k, 120 + 2 * k..122 + 2 * k)))
-            .collect();
-        let duplicates = (0..600.min(n / 2))
-            .map(|i| DuplicateOut {
-                a: format!("c{}", 2 * i),
-                b: format!("c{}", 2 * i + 1),
+        let duplicates = pairs
+            .iter()
+            .map(|&(a, b)| DuplicateOut {
+                a: format!("c{a}"),
+                b: format!("c{b}"),
                 probability: 0.9,
                 cosine: 0.95,
             })
@@ -719,9 +729,20 @@ mod tests {
                 .collect(),
             map: (0..n).map(|i| [i as f32, (i % 7) as f32]).collect(),
             claims,
-            clusters,
+            clusters: groups.iter().enumerate().map(group).collect(),
             duplicates,
         }
+    }
+
+    /// A report of `articles` (at least 3) articles of 60 claims each, a group of
+    /// 120 claims and up to 250 of two, and up to 600 duplicate pairs.
+    fn large_report(articles: usize) -> Report {
+        let n = articles * 60;
+        let groups: Vec<Range<usize>> = std::iter::once(0..120)
+            .chain((1..=250.min(n / 2 - 61)).map(|k| 120 + 2 * k..122 + 2 * k))
+            .collect();
+        let pairs: Vec<(usize, usize)> = (0..600.min(n / 2)).map(|i| (2 * i, 2 * i + 1)).collect();
+        test_report(articles, 60, &groups, &pairs)
     }
 
     #[test]

@@ -17,13 +17,13 @@ Usage (from the repository root; needs numpy and a release build):
 """
 import csv
 import hashlib
-import json
 import os
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cross_lingual_sts import embed  # noqa: E402
 
 
 def kept_apart(text):
@@ -34,18 +34,6 @@ def kept_apart(text):
 def tsv(path):
     with open(path, encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-
-
-def embed(texts):
-    """Passage vectors with the built-in adapter, as `cluster` embeds claims."""
-    with tempfile.TemporaryDirectory() as tmp:
-        src, out = os.path.join(tmp, "in.jsonl"), os.path.join(tmp, "out.npy")
-        with open(src, "w", encoding="utf-8") as f:
-            for i, t in enumerate(texts):
-                f.write(json.dumps({"id": str(i), "text": t}, ensure_ascii=False) + "\n")
-        subprocess.run(["target/release/stancemap", "embed", src, "-o", out,
-                        "--adapter", "claims"], check=True)
-        return np.load(out)
 
 
 def unit(m):
@@ -78,7 +66,7 @@ def main(eval_dir, xl_path):
           for r in (one, other)]
     texts = sorted({t for p in fit + test for t in p} | {t for a, b, _ in xl for t in (a, b)})
     index = {t: i for i, t in enumerate(texts)}
-    emb = embed(texts)
+    emb = embed(texts, adapter="claims")  # as `cluster` embeds claims
     rows = lambda ts: emb[[index[t] for t in ts]]
     chinese = lambda s: sum("\u4e00" <= c <= "\u9fff" for c in s) > 0.2 * len(s)
 

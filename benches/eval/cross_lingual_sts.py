@@ -26,13 +26,15 @@ def read(path):
         return list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
 
 
-def embed(texts):
+def embed(texts, adapter="none"):
+    """Passage vectors of `texts` from the release build, with `adapter` merged in."""
     with tempfile.TemporaryDirectory() as tmp:
         src, out = os.path.join(tmp, "in.jsonl"), os.path.join(tmp, "out.npy")
         with open(src, "w", encoding="utf-8") as f:
             for i, t in enumerate(texts):
                 f.write(json.dumps({"id": str(i), "text": t}, ensure_ascii=False) + "\n")
-        subprocess.run(["target/release/stancemap", "embed", src, "-o", out], check=True)
+        subprocess.run(["target/release/stancemap", "embed", src, "-o", out,
+                        "--adapter", adapter], check=True)
         return np.load(out)
 
 

@@ -128,85 +128,17 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::corpus::{Claim, Lang};
-    use crate::report::REPORT_VERSION;
-    use crate::stance::{ClaimStance, ClusterStance, Distribution, Label};
+    use crate::report::tests::test_report;
 
     /// `claims` claims, two to an article; the first four in two groups; pairs
     /// (0, 1), (2, 3) and (last, 5).
     fn report(claims: usize) -> Report {
-        let even = Distribution {
-            supports: 0.2,
-            challenges: 0.2,
-            neutral: 0.6,
-        };
-        let article = |i: usize| Article {
-            id: format!("a{i}"),
-            path: format!("a{i}.txt"),
-            title: String::new(),
-            date: None,
-            source: None,
-            lang: Lang::En,
-        };
-        let claim = |i: usize| ClaimOut {
-            claim: Claim {
-                id: format!("c{i}"),
-                article: format!("a{}", i / 2),
-                text: format!("claim {i}"),
-                start: 0,
-                end: 7,
-                lang: Lang::En,
-            },
-            cluster: (i < 4).then_some(i / 2),
-            stance: ClaimStance {
-                label: Label::Neutral,
-                score: 0.6,
-                probabilities: even,
-            },
-        };
-        let cluster = |id: usize| ClusterOut {
-            id,
-            size: 2,
-            articles: vec![format!("a{id}")],
-            label: String::new(),
-            keywords: Vec::new(),
-            members: vec![format!("c{}", 2 * id), format!("c{}", 2 * id + 1)],
-            stance: ClusterStance {
-                label: Label::Neutral,
-                confidence: 0.6,
-                distribution: even,
-                contested: false,
-            },
-            coherence: 1.0,
-            evidence: Vec::new(),
-            shared_amounts: Vec::new(),
-        };
-        let pair = |a: usize, b: usize| DuplicateOut {
-            a: format!("c{a}"),
-            b: format!("c{b}"),
-            probability: 0.9,
-            cosine: 0.9,
-        };
-        Report {
-            version: REPORT_VERSION,
-            model: ModelInfo {
-                id: "m".into(),
-                dim: 2,
-                precision: "f32".into(),
-                adapter: None,
-            },
-            target: TargetInfo {
-                name: "t".into(),
-                description: String::new(),
-                scorer: "blend".into(),
-                context: "claim alone".into(),
-            },
-            articles: (0..claims.div_ceil(2)).map(article).collect(),
-            claims: (0..claims).map(claim).collect(),
-            clusters: vec![cluster(0), cluster(1)],
-            duplicates: vec![pair(0, 1), pair(2, 3), pair(claims - 1, 5)],
-            map: Vec::new(),
-        }
+        test_report(
+            claims / 2,
+            2,
+            &[0..2, 2..4],
+            &[(0, 1), (2, 3), (claims - 1, 5)],
+        )
     }
 
     fn written(report: &Report, scope: JsonScope) -> serde_json::Value {
