@@ -106,16 +106,28 @@ impl fmt::Display for Event {
                 "language offset from {pairs} parallel pairs: translations reach cosine \
                  {translation_floor:.3} (97%)"
             ),
-            Event::GroupedOnPairs { sizes, limit } => write!(
-                f,
-                "warning: {} groups of claims linked by pairs above the cut ({} claims, the \
-                 largest {}) were more than the {limit} exact average linkage takes at once, \
-                 so they were grouped on the pairs of near neighbours alone (other pairs \
-                 count 0: groups may be smaller than exact linkage's)",
-                sizes.len(),
-                sizes.iter().sum::<usize>(),
-                sizes.iter().max().unwrap_or(&0)
-            ),
+            Event::GroupedOnPairs { sizes, limit } => {
+                let (what, were, they) = match sizes.as_slice() {
+                    [size] => (format!("1 group of {size} claims"), "was", "it was"),
+                    _ => (
+                        format!(
+                            "{} groups of claims ({} claims, the largest {})",
+                            sizes.len(),
+                            sizes.iter().sum::<usize>(),
+                            sizes.iter().max().unwrap_or(&0)
+                        ),
+                        "were",
+                        "they were",
+                    ),
+                };
+                write!(
+                    f,
+                    "warning: {what} linked by pairs above the cut {were} more than the \
+                     {limit} exact average linkage takes at once, so {they} grouped on the \
+                     pairs of near neighbours alone (other pairs count 0: groups may be \
+                     smaller than exact linkage's)"
+                )
+            }
             Event::DenseDuplicates { pairs, claims } => write!(
                 f,
                 "warning: {pairs} duplicate pairs (copies aside) among {claims} claims, {:.1} a \
@@ -249,5 +261,28 @@ mod tests {
         let told = recorder.0.into_inner().unwrap();
         assert!((90..=101).contains(&told.len()), "{} events", told.len());
         assert_eq!(told.iter().max(), Some(&1_050));
+    }
+
+    #[test]
+    fn components_grouped_on_pairs_are_counted_in_words() {
+        let told = |sizes: Vec<usize>| {
+            Event::GroupedOnPairs {
+                sizes,
+                limit: 5_000,
+            }
+            .to_string()
+        };
+        let one = told(vec![52_521]);
+        assert!(
+            one.contains("1 group of 52521 claims linked by pairs above the cut was more")
+                && one.contains("so it was grouped"),
+            "{one}"
+        );
+        let two = told(vec![6_000, 7_000]);
+        assert!(
+            two.contains("2 groups of claims (13000 claims, the largest 7000) linked")
+                && two.contains("so they were grouped"),
+            "{two}"
+        );
     }
 }
