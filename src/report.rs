@@ -195,6 +195,16 @@ impl Report {
         write("report.html", self.html())
     }
 
+    /// Where every row left off a page is: `table`, and report.json when it lists
+    /// everything whatever its scope (up to [`COMPLETE_JSON_CLAIMS`] claims).
+    fn where_all_are(&self, table: &str) -> String {
+        if self.claims.len() <= COMPLETE_JSON_CLAIMS {
+            format!("report.json and {table}")
+        } else {
+            table.to_string()
+        }
+    }
+
     pub(crate) fn claim(&self, id: &str) -> &ClaimOut {
         &self.claims[self.claim_index(id)]
     }
@@ -257,7 +267,7 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
                 a.lang
             );
         }
-        let rest = "claims.parquet";
+        let rest = &self.where_all_are("claims.parquet");
         if let Some(note) = not_all(SHOWN_ARTICLES, self.articles.len(), "articles", rest) {
             let _ = writeln!(md, "\n{note}");
         }
@@ -287,7 +297,7 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
 
     fn md_clusters(&self, md: &mut String) {
         md.push_str("\n## Clusters\n");
-        let rest = "groups.parquet";
+        let rest = &self.where_all_are("groups.parquet");
         if let Some(note) = not_all(SHOWN_GROUPS, self.clusters.len(), "clusters", rest) {
             let _ = writeln!(md, "\n{note}");
         }
@@ -352,7 +362,7 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
                 md_cell(&self.claim(&d.b).claim.text)
             );
         }
-        let rest = "pairs.parquet";
+        let rest = &self.where_all_are("pairs.parquet");
         if let Some(note) = not_all(SHOWN_DUPLICATES, self.duplicates.len(), "pairs", rest) {
             let _ = writeln!(md, "\n{note}");
         }
@@ -416,7 +426,7 @@ table.m{{border-collapse:collapse;font-size:13px}} table.m td,table.m th{{border
                 self.claims.len().div_ceil(map_step(self.claims.len())),
                 self.claims.len(),
                 "claims (an even sample)",
-                "claims.parquet"
+                &self.where_all_are("claims.parquet")
             )
             .unwrap_or_default(),
             self.html_map(),
@@ -512,7 +522,7 @@ table.m{{border-collapse:collapse;font-size:13px}} table.m td,table.m th{{border
 
     /// The clusters, each member with its stance, fit and closest fellow member.
     fn html_clusters(&self) -> String {
-        let rest = "groups.parquet";
+        let rest = &self.where_all_are("groups.parquet");
         let mut list = format!(
             "<p><small>{}</small></p>",
             not_all(SHOWN_GROUPS, self.clusters.len(), "clusters", rest).unwrap_or_default()
@@ -750,10 +760,10 @@ mod tests {
         let report = large_report(100);
         let md = report.markdown();
         for note in [
-            "60 of 100 articles shown; all are in claims.parquet.",
-            "200 of 251 clusters shown; all are in groups.parquet.",
+            "60 of 100 articles shown; all are in report.json and claims.parquet.",
+            "200 of 251 clusters shown; all are in report.json and groups.parquet.",
             "50 of 120 members shown; all are in report.json.",
-            "500 of 600 pairs shown; all are in pairs.parquet.",
+            "500 of 600 pairs shown; all are in report.json and pairs.parquet.",
         ] {
             assert!(md.contains(note), "no {note:?}");
         }

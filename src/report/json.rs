@@ -189,6 +189,9 @@ mod tests {
         );
         let whole = written(&big, JsonScope::Complete);
         assert_eq!(whole["complete"], true);
+        // The pages point to the tables alone, where the file is a summary.
+        let md = big.markdown();
+        assert!(md.contains("60 of 10001 articles shown; all are in claims.parquet."));
         assert_eq!(
             whole["claims"].as_array().unwrap().len(),
             COMPLETE_JSON_CLAIMS + 2
