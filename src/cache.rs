@@ -84,12 +84,13 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// The identity of a model as the cache sees it: sha256 over the files, the
-/// sha256 of the adapter merged in (if any) and the numeric path (precision,
+/// sha256 of the adapter merged in (if any) and the numeric path (`numerics`, as
+/// [`Embedder::numerics`](crate::embed::Embedder::numerics) says it, and the
 /// kernels), in hex.
 pub(crate) fn fingerprint(
     files: &[&Path],
     adapter: Option<&str>,
-    precision: &str,
+    numerics: &str,
     kernels: &str,
 ) -> Result<String> {
     let mut h = Sha256::new();
@@ -111,7 +112,7 @@ pub(crate) fn fingerprint(
         h.update(sha256.as_bytes());
         h.update(b"\0");
     }
-    h.update(precision.as_bytes());
+    h.update(numerics.as_bytes());
     h.update(b"\0");
     h.update(kernels.as_bytes());
     Ok(hex(&h.finalize()))
@@ -170,14 +171,15 @@ impl EmbeddingCache {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<(Array2<f32>, usize)> {
         let keys: Vec<Key> = texts.iter().map(|t| key(role, t)).collect();
-        let cached = keys
-            .iter()
-            .filter(|k| self.offsets.contains_key(*k))
-            .count();
-        let mut wanted = HashSet::new();
-        let missing: Vec<usize> = (0..texts.len())
-            .filter(|&i| !self.offsets.contains_key(&keys[i]) && wanted.insert(keys[i]))
-            .collect();
+        // One lookup a text: cached, or missing (a text repeated is embedded once).
+        let (mut cached, mut missing, mut wanted) = (0, Vec::new(), HashSet::new());
+        for (i, key) in keys.iter().enumerate() {
+            if self.offsets.contains_key(key) {
+                cached += 1;
+            } else if wanted.insert(*key) {
+                missing.push(i);
+            }
+        }
         self.check_space(missing.len())?;
         let missing_texts: Vec<&str> = missing.iter().map(|&i| texts[i]).collect();
         let ids = embedder.token_ids(&missing_texts, role)?;

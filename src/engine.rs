@@ -430,17 +430,10 @@ impl EngineSettings {
         if embedder.options().precision == Precision::Q4 {
             identity.extend(files.q4_weights.as_deref());
         }
-        // A precision whose token table is narrowed says so: its vectors differ
-        // from those cached before the table was.
-        let precision = embedder.options().precision;
-        let numerics = match crate::embed::encoder::token_table_dtype(precision) {
-            candle_core::DType::F32 => precision.to_string(),
-            table => format!("{precision}, token table {table:?}"),
-        };
         let fingerprint = cache::fingerprint(
             &identity,
             adapter,
-            &numerics,
+            &embedder.numerics(),
             &crate::embed::isa::features().describe(),
         )?;
         let cache = EmbeddingCache::open(&dir, embedder.model_id(), &fingerprint, embedder.dim())?;

@@ -107,8 +107,8 @@ impl fmt::Display for Event {
                  {translation_floor:.3} (97%)"
             ),
             Event::GroupedOnPairs { sizes, limit } => {
-                let (what, were, they) = match sizes.as_slice() {
-                    [size] => (format!("1 group of {size} claims"), "was", "it was"),
+                let (what, it, was) = match sizes.as_slice() {
+                    [size] => (format!("1 group of {size} claims"), "it", "was"),
                     _ => (
                         format!(
                             "{} groups of claims ({} claims, the largest {})",
@@ -116,14 +116,14 @@ impl fmt::Display for Event {
                             sizes.iter().sum::<usize>(),
                             sizes.iter().max().unwrap_or(&0)
                         ),
+                        "they",
                         "were",
-                        "they were",
                     ),
                 };
                 write!(
                     f,
-                    "warning: {what} linked by pairs above the cut {were} more than the \
-                     {limit} exact average linkage takes at once, so {they} grouped on the \
+                    "warning: {what} linked by pairs above the cut {was} more than the \
+                     {limit} exact average linkage takes at once, so {it} {was} grouped on the \
                      pairs of near neighbours alone (other pairs count 0: groups may be \
                      smaller than exact linkage's)"
                 )

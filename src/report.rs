@@ -198,7 +198,7 @@ impl Report {
     /// Where every row left off a page is: `table`, and report.json when it lists
     /// everything whatever its scope (up to [`COMPLETE_JSON_CLAIMS`] claims).
     fn where_all_are(&self, table: &str) -> String {
-        if self.claims.len() <= COMPLETE_JSON_CLAIMS {
+        if self.json_is_complete(JsonScope::Auto) {
             format!("report.json and {table}")
         } else {
             table.to_string()

@@ -122,6 +122,17 @@ impl Embedder {
         &self.options
     }
 
+    /// The numeric path the vectors come from, as the embedding cache keys it:
+    /// the precision, and the token table where it is narrowed (vectors from
+    /// before the f16 table differ).
+    pub(crate) fn numerics(&self) -> String {
+        let precision = self.options.precision;
+        match encoder::token_table_dtype(precision) {
+            candle_core::DType::F32 => precision.to_string(),
+            table => format!("{precision}, token table {table:?}"),
+        }
+    }
+
     /// The text as the model reads it (with the e5 prefix where it applies).
     pub fn prepare(&self, text: &str, role: Role) -> String {
         if !self.files.uses_e5_prefixes() {

@@ -68,8 +68,13 @@ impl Report {
         serde_json::to_writer_pretty(out, &self.json_view(scope))
     }
 
+    /// Whether `report.json` written with `scope` lists everything.
+    pub(super) fn json_is_complete(&self, scope: JsonScope) -> bool {
+        scope == JsonScope::Complete || self.claims.len() <= COMPLETE_JSON_CLAIMS
+    }
+
     fn json_view(&self, scope: JsonScope) -> JsonReport<'_> {
-        let complete = scope == JsonScope::Complete || self.claims.len() <= COMPLETE_JSON_CLAIMS;
+        let complete = self.json_is_complete(scope);
         let totals = Totals {
             articles: self.articles.len(),
             claims: self.claims.len(),
