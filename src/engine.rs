@@ -22,9 +22,11 @@ use crate::eval::TrainingPair;
 use crate::memory;
 use crate::model;
 use crate::observer::{Event, Observer, Silent};
+use crate::observer::{Stage, StageProgress};
 use crate::pipeline::{self, ClusterOptions};
 use crate::report::{DuplicateRow, ModelInfo, Report};
-use crate::same_claim::{PairScorer, SameClaimModel, PROBE_TEXT};
+use crate::same_claim::reader::ReaderFile;
+use crate::same_claim::{self, PairReader, PairScorer, ReaderError, SameClaimModel, PROBE_TEXT};
 use crate::stance::{ClaimStance, Context, Frame, ScorerKind, StanceModel, DEFAULT_FRAME};
 use crate::tune::{self, Adapter, TrainEvent, TrainOptions};
 
@@ -85,6 +87,49 @@ pub enum AdapterSource {
     File(PathBuf),
 }
 
+/// Which pair reader, if any, reads the claim pairs in doubt together
+/// ([`PairReader`]).
+#[derive(Debug, Clone)]
+pub enum ReaderSource {
+    /// The same-claim model alone.
+    None,
+    /// The built-in `models/pair-reader/e5-small-claims.safetensors`, for
+    /// multilingual-e5-small (left out for any other model).
+    ForClaims,
+    /// A file written by `benches/eval/fit_pair_reader.py`.
+    File(PathBuf),
+}
+
+/// A pair reader's file read and checked, and whether it is the built-in one.
+struct ReaderRead {
+    file: ReaderFile,
+    built_in: bool,
+}
+
+impl ReaderSource {
+    fn read(&self) -> Result<Option<ReaderRead>> {
+        let (bytes, origin, built_in): (Cow<'static, [u8]>, _, _) = match self {
+            ReaderSource::None => return Ok(None),
+            ReaderSource::ForClaims => (
+                Cow::Borrowed(same_claim::reader::FOR_CLAIMS),
+                PathBuf::from(format!("built-in {}", same_claim::reader::FOR_CLAIMS_PATH)),
+                true,
+            ),
+            ReaderSource::File(path) => {
+                let bytes = std::fs::read(path).map_err(|e| ReaderError::Bad {
+                    path: path.clone(),
+                    why: e.to_string(),
+                })?;
+                (Cow::Owned(bytes), path.clone(), false)
+            }
+        };
+        Ok(Some(ReaderRead {
+            file: ReaderFile::parse(&bytes, &origin)?,
+            built_in,
+        }))
+    }
+}
+
 /// An adapter read: where from, whether it is the built-in one, and the sha256 of
 /// its bytes (part of the cache's identity and of the same-claim model's).
 struct AdapterRead {
@@ -137,6 +182,7 @@ pub struct EngineBuilder {
     alignment: AlignmentSource,
     same_claim: SameClaimSource,
     adapter: AdapterSource,
+    reader: ReaderSource,
     observer: Arc<dyn Observer>,
 }
 
@@ -157,6 +203,7 @@ impl Default for EngineBuilder {
             alignment: AlignmentSource::Default,
             same_claim: SameClaimSource::Default,
             adapter: AdapterSource::ForClaims,
+            reader: ReaderSource::None,
             observer: Arc::new(Silent),
         }
     }
@@ -256,6 +303,14 @@ impl EngineBuilder {
         self
     }
 
+    /// Which pair reader reads the claim pairs in doubt together (those the
+    /// same-claim model gives at least [`same_claim::READ_FLOOR`]), its log-odds
+    /// weighed with the model's ([`same_claim::READ_WEIGHT`]). Default: none.
+    pub fn pair_reader(mut self, source: ReaderSource) -> Self {
+        self.reader = source;
+        self
+    }
+
     /// Receives progress and notices (default: [`Silent`]).
     pub fn observer(mut self, observer: impl Observer + 'static) -> Self {
         self.observer = Arc::new(observer);
@@ -312,6 +367,7 @@ impl EngineBuilder {
             },
         };
         let adapter = self.adapter.read()?;
+        let reader = self.reader.read()?;
         let pool = self
             .threads
             .map(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build())
@@ -328,6 +384,7 @@ impl EngineBuilder {
                 adapter: None,
             },
             adapter,
+            reader,
             pool,
             cache: self.cache,
             frame,
@@ -358,6 +415,7 @@ pub struct EngineSettings {
     /// Everything but the adapter, which is added once the model is known.
     embed: EmbedOptions,
     adapter: Option<AdapterRead>,
+    reader: Option<ReaderRead>,
     pool: Option<rayon::ThreadPool>,
     cache: CacheLocation,
     frame: Frame,
@@ -384,6 +442,7 @@ impl EngineSettings {
             ..self.embed.clone()
         };
         let embedder = Embedder::load(files, embed)?;
+        let reader = self.load_reader(&embedder)?;
         let adapter = adapter.map(|read| AdapterIdentity {
             origin: read.origin.display().to_string(),
             sha256: read.sha256,
@@ -407,8 +466,25 @@ impl EngineSettings {
             same_claim: self.same_claim,
             same_claim_checked: OnceLock::new(),
             adapter,
+            reader,
             observer: self.observer,
         })
+    }
+
+    /// Loads the pair reader asked for beside `embedder`'s encoder (the built-in
+    /// one is left out for a model it was not made for).
+    fn load_reader(&mut self, embedder: &Embedder) -> Result<Option<PairReader>> {
+        let files = embedder.files();
+        match self.reader.take() {
+            None => Ok(None),
+            Some(read) if read.built_in && read.file.encoder() != files.id => Ok(None),
+            Some(read) => Ok(Some(PairReader::load(
+                read.file,
+                embedder.encoder(),
+                files,
+                self.embed.precision,
+            )?)),
+        }
     }
 
     /// Opens the cache of this model identity: its files, `adapter` (the sha256
@@ -482,6 +558,8 @@ pub struct Engine {
     same_claim_checked: OnceLock<()>,
     /// The adapter merged into the encoder, if any.
     adapter: Option<AdapterIdentity>,
+    /// The pair reader, if any.
+    reader: Option<PairReader>,
     observer: Arc<dyn Observer>,
 }
 
@@ -577,13 +655,17 @@ impl Engine {
             dim: self.dim(),
             precision: self.precision().to_string(),
             adapter: self.adapter.as_ref().map(|a| a.origin.clone()),
+            pair_reader: self
+                .reader
+                .as_ref()
+                .map(|r| r.origin().display().to_string()),
         };
         self.run(|| {
             let observer = self.observer.as_ref();
             let stances = pipeline::claim_stances(corpus, &emb, stance, &self.options);
             let kept = keep.then(|| emb.clone());
             let pairs = pipeline::claim_pairs(corpus, emb, offset, observer)?;
-            let scorer = PairScorer::new(pairs, same_claim);
+            let scorer = self.reread(PairScorer::new(pairs, same_claim), corpus)?;
             let options = &self.options;
             let report =
                 pipeline::analyse(corpus, stances, &scorer, model, stance, options, observer)?;
@@ -600,7 +682,7 @@ impl Engine {
         let pairs = self.run(|| {
             let observer = self.observer.as_ref();
             let pairs = pipeline::claim_pairs(corpus, emb, offset, observer)?;
-            let scorer = PairScorer::new(pairs, same_claim);
+            let scorer = self.reread(PairScorer::new(pairs, same_claim), corpus)?;
             Ok::<_, Error>(pipeline::duplicates(
                 corpus,
                 &scorer,
@@ -652,6 +734,43 @@ impl Engine {
             .as_ref()
             .map(ParallelPairs::sentences)
             .unwrap_or_default()
+    }
+
+    /// Whether the engine reads pairs in doubt with a pair reader.
+    pub fn has_pair_reader(&self) -> bool {
+        self.reader.is_some()
+    }
+
+    /// The probability that each pair of texts states the same claim, as the pair
+    /// reader reads them together (progress told as [`Stage::ReadingPairs`]);
+    /// `None` when the engine has no reader.
+    pub fn read_pairs(&self, pairs: &[(&str, &str)]) -> Result<Option<Vec<f32>>> {
+        let Some(reader) = &self.reader else {
+            return Ok(None);
+        };
+        let observer = self.observer.as_ref();
+        let progress = StageProgress::new(observer, Stage::ReadingPairs, pairs.len());
+        let mut told = 0;
+        let logits = self.run(|| {
+            reader.logits(&self.embedder, pairs, &mut |done, _| {
+                progress.advance(done - told);
+                told = done;
+            })
+        })?;
+        progress.finish();
+        Ok(Some(logits.into_iter().map(same_claim::sigmoid).collect()))
+    }
+
+    /// `scorer` with the pairs in doubt read again by the pair reader, if any
+    /// (`corpus`'s claims being the scorer's rows).
+    fn reread<'m>(&self, scorer: PairScorer<'m>, corpus: &Corpus) -> Result<PairScorer<'m>> {
+        if self.reader.is_none() {
+            return Ok(scorer);
+        }
+        let texts: Vec<&str> = corpus.claims.iter().map(|c| c.text.as_str()).collect();
+        scorer.reread(&texts, &|pairs: &[(&str, &str)]| {
+            Ok(self.read_pairs(pairs)?.unwrap_or_default())
+        })
     }
 
     /// The same-claim model, checked at first use against this encoder (a model

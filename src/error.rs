@@ -62,6 +62,9 @@ pub enum Error {
     /// Reading or checking an encoder adapter.
     #[error(transparent)]
     Adapter(#[from] AdapterError),
+    /// Reading or loading a pair reader.
+    #[error(transparent)]
+    Reader(#[from] crate::same_claim::ReaderError),
     /// Training an encoder adapter.
     #[error("training the adapter: {0}")]
     Train(String),

@@ -58,7 +58,7 @@ pub use corpus::Corpus;
 pub use embed::{Precision, Role};
 pub use engine::{
     AdapterSource, AlignmentSource, CacheLocation, Engine, EngineBuilder, EngineSettings,
-    SameClaimSource, DEFAULT_CUT, DEFAULT_DUPLICATE_THRESHOLD, DEFAULT_MAX_DISTANCE,
+    ReaderSource, SameClaimSource, DEFAULT_CUT, DEFAULT_DUPLICATE_THRESHOLD, DEFAULT_MAX_DISTANCE,
     DEFAULT_MAX_DISTANCE_FOR_CLAIMS,
 };
 pub use error::{Error, Result};

@@ -163,6 +163,8 @@ pub enum Stage {
     Searching,
     /// Average linkage over the components of the pairs above the cut.
     Grouping,
+    /// The pair reader reading the claim pairs in doubt, two claims at a time.
+    ReadingPairs,
 }
 
 impl fmt::Display for Stage {
@@ -172,6 +174,7 @@ impl fmt::Display for Stage {
             Stage::Indexing => "indexing claims",
             Stage::Searching => "finding neighbours",
             Stage::Grouping => "grouping claims",
+            Stage::ReadingPairs => "reading pairs",
         })
     }
 }

@@ -16,7 +16,7 @@ mod json;
 pub use json::{JsonScope, COMPLETE_JSON_CLAIMS, SUMMARY_DUPLICATES, SUMMARY_GROUPS};
 
 /// The version of the `report.json` contract (docs/ARCHITECTURE.md).
-pub const REPORT_VERSION: u32 = 6;
+pub const REPORT_VERSION: u32 = 7;
 
 /// Everything `stancemap cluster` found. `report.json` is written from it by
 /// [`Report::write_json`]; serialised with serde it is the complete report.
@@ -42,6 +42,9 @@ pub struct ModelInfo {
     /// The adapter merged into the encoder's weights (`built-in …` or a file), or
     /// `None` for the encoder as published.
     pub adapter: Option<String>,
+    /// The pair reader that re-read the pairs in doubt (`built-in …` or a file),
+    /// or `None` for the same-claim model alone.
+    pub pair_reader: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -226,7 +229,7 @@ impl Report {
     pub fn markdown(&self) -> String {
         let counts = self.stance_counts();
         let mut md = format!(
-            "# stancemap report\n\n{} articles, {} claims, {} clusters spanning articles or repeating a claim, {} duplicate pairs. Model: {} ({}{}).\n\n\
+            "# stancemap report\n\n{} articles, {} claims, {} clusters spanning articles or repeating a claim, {} duplicate pairs. Model: {} ({}{}{}).\n\n\
 Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} scorer).\n\n",
             self.articles.len(),
             self.claims.len(),
@@ -238,6 +241,10 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
                 .adapter
                 .as_deref()
                 .map_or(String::new(), |a| format!(", adapter {a}")),
+            self.model
+                .pair_reader
+                .as_deref()
+                .map_or(String::new(), |r| format!(", pair reader {r}")),
             self.target.name,
             self.target.description,
             counts[0],
@@ -720,6 +727,7 @@ mod tests {
                 dim: 2,
                 precision: "f32".into(),
                 adapter: None,
+                pair_reader: None,
             },
             target: TargetInfo {
                 name: "t".into(),

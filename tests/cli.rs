@@ -196,3 +196,21 @@ fn an_unknown_kernel_path_is_refused() {
         .unwrap();
     assert_clean_error(&out, "STANCEMAP_KERNELS=\"avx9000\"");
 }
+
+#[test]
+fn a_pair_reader_that_is_not_one_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.safetensors");
+    let out = stancemap(&[
+        "dedup",
+        "seeds/",
+        "--pair-reader",
+        missing.to_str().unwrap(),
+    ]);
+    assert_clean_error(&out, "pair reader");
+    assert_clean_error(&out, "missing.safetensors");
+    // The built-in adapter is an adapter file but not a reader: it has no head.
+    let adapter = "models/adapter/e5-small-claims.safetensors";
+    let out = stancemap(&["dedup", "seeds/", "--pair-reader", adapter]);
+    assert_clean_error(&out, "not a stancemap-pair-reader-1 file");
+}

@@ -13,7 +13,7 @@ fn seeds_report_follows_the_contract() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
             .unwrap();
-    assert_eq!(report["version"], 6);
+    assert_eq!(report["version"], 7);
     assert_eq!(report["complete"], true, "the seeds are listed whole");
     assert_eq!(
         report["totals"]["claims"].as_u64(),
@@ -22,6 +22,10 @@ fn seeds_report_follows_the_contract() {
     assert_eq!(
         report["model"]["adapter"],
         "built-in models/adapter/e5-small-claims.safetensors"
+    );
+    assert!(
+        report["model"]["pair_reader"].is_null(),
+        "no reader by default"
     );
     assert_eq!(report["target"]["context"], "+ 1 × ±2 claims");
     assert_eq!(report["model"]["dim"], 384);

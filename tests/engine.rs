@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use stancemap::report::JsonScope;
 use stancemap::stance::{Context, Reach};
 use stancemap::{
-    AdapterSource, Agglomerative, Algorithm, Corpus, Engine, Error, Event, Observer,
+    AdapterSource, Agglomerative, Algorithm, Corpus, Engine, Error, Event, Observer, ReaderSource,
     SameClaimSource,
 };
 
@@ -318,4 +318,58 @@ fn the_dbscan_radius_follows_the_adapter_the_engine_merges() {
         .build()
         .unwrap();
     assert_eq!(radius(&given), Some(0.3));
+}
+
+#[test]
+fn the_pair_reader_reads_who_did_what_and_is_refused_for_another_model() {
+    let engine = Engine::builder()
+        .pair_reader(ReaderSource::ForClaims)
+        .build()
+        .expect("engine with the built-in pair reader");
+    assert!(engine.has_pair_reader());
+    let claim = "China imposed new export controls on rare earths in October.";
+    let pairs = [
+        (
+            claim,
+            "In October, Beijing announced fresh restrictions on rare-earth exports.",
+        ),
+        (claim, "中国在十月对稀土实施了新的出口管制。"),
+        (
+            claim,
+            "Pakistan sent its first shipment of rare earths to the United States.",
+        ),
+    ];
+    let p = engine.read_pairs(&pairs).unwrap().expect("a reader");
+    assert!(p.iter().all(|p| (0.0..=1.0).contains(p)), "{p:?}");
+    assert!(
+        p[0] > 0.5 && p[1] > 0.5,
+        "a paraphrase and a translation: {p:?}"
+    );
+    assert!(p[2] < 0.5, "another point of the same story: {p:?}");
+    let plain = Engine::builder().build().expect("engine");
+    assert!(!plain.has_pair_reader() && plain.read_pairs(&pairs).unwrap().is_none());
+
+    // A reader fitted for another encoder is refused, naming the file.
+    let dir = tempfile::tempdir().unwrap();
+    let built_in = stancemap::same_claim::reader::FOR_CLAIMS;
+    let (_, header) = safetensors::SafeTensors::read_metadata(built_in).unwrap();
+    let mut meta = header.metadata().clone().unwrap();
+    meta.insert("encoder".into(), "another-model".into());
+    let tensors = safetensors::SafeTensors::deserialize(built_in).unwrap();
+    let other = dir.path().join("other.safetensors");
+    safetensors::serialize_to_file(tensors.tensors(), Some(meta), &other).unwrap();
+    match Engine::builder()
+        .pair_reader(ReaderSource::File(other))
+        .build()
+    {
+        Err(e) => {
+            let e = e.to_string();
+            assert!(
+                e.contains("other.safetensors") && e.contains("another-model"),
+                "{e}"
+            );
+            assert!(e.contains("--pair-reader none"), "{e}");
+        }
+        Ok(_) => panic!("a reader for another model was accepted"),
+    }
 }

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 
 use stancemap::{
     AdapterSource, Agglomerative, Algorithm, AlignmentSource, CacheLocation, Dbscan, Engine,
-    EngineBuilder, Hdbscan, Precision, SameClaimSource, ScorerKind, DEFAULT_CUT,
+    EngineBuilder, Hdbscan, Precision, ReaderSource, SameClaimSource, ScorerKind, DEFAULT_CUT,
     DEFAULT_DUPLICATE_THRESHOLD,
 };
 
@@ -154,6 +154,32 @@ impl AlgorithmKind {
                 min_cluster_size: min_points,
             }),
         }
+    }
+}
+
+/// Whether the pairs in doubt are read again, two claims at a time.
+#[derive(Args)]
+pub struct ReaderArgs {
+    /// The pair reader: the encoder read as a cross-encoder, two claims at a
+    /// time, re-reading every pair the same-claim model gives at least 0.05 (its
+    /// log-odds then weigh 0.7 against the model's 0.3; far slower than the
+    /// model, and sharper on pairs that share their words but not their meaning,
+    /// such as swapped names). `claims`
+    /// (the built-in one), `none`, or a file from
+    /// benches/eval/fit_pair_reader.py. Default: none.
+    #[arg(long, value_name = "claims|none|FILE")]
+    pub pair_reader: Option<String>,
+}
+
+impl ReaderArgs {
+    /// `builder` with this pair reader.
+    pub fn apply(&self, builder: EngineBuilder) -> EngineBuilder {
+        let reader = match self.pair_reader.as_deref() {
+            None | Some("none") => ReaderSource::None,
+            Some("claims") => ReaderSource::ForClaims,
+            Some(path) => ReaderSource::File(path.into()),
+        };
+        builder.pair_reader(reader)
     }
 }
 

@@ -10,7 +10,7 @@ use stancemap::report::JsonScope;
 use stancemap::stance::{Context, Reach};
 use stancemap::{output, tables};
 
-use super::args::{AlignArgs, EngineArgs, GroupingArgs, StanceArgs};
+use super::args::{AlignArgs, EngineArgs, GroupingArgs, ReaderArgs, StanceArgs};
 use super::read_corpus;
 
 /// Read articles, split claims, find duplicates and groups, score their stance,
@@ -28,6 +28,8 @@ pub struct ClusterArgs {
     grouping: GroupingArgs,
     #[command(flatten)]
     align: AlignArgs,
+    #[command(flatten)]
+    reader: ReaderArgs,
     #[command(flatten)]
     stance: StanceArgs,
     /// Read each claim's stance with this many claims on either side of it in its
@@ -54,10 +56,13 @@ pub struct ClusterArgs {
 
 pub fn run(args: ClusterArgs) -> Result<()> {
     let start = Instant::now();
-    let builder = args.engine.builder().stance_context(Context {
-        reach: args.context_reach,
-        weight: args.context_weight,
-    });
+    let builder = args
+        .reader
+        .apply(args.engine.builder())
+        .stance_context(Context {
+            reach: args.context_reach,
+            weight: args.context_weight,
+        });
     let settings = args
         .stance
         .apply(args.align.apply(args.grouping.apply(builder)))

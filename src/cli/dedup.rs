@@ -7,7 +7,7 @@ use clap::Args;
 
 use stancemap::output;
 
-use super::args::{AlignArgs, EngineArgs, GroupingArgs};
+use super::args::{AlignArgs, EngineArgs, GroupingArgs, ReaderArgs};
 use super::read_corpus;
 
 /// List duplicate claim pairs (cross-lingual ones included) as JSONL.
@@ -25,13 +25,18 @@ pub struct DedupArgs {
     #[command(flatten)]
     align: AlignArgs,
     #[command(flatten)]
+    reader: ReaderArgs,
+    #[command(flatten)]
     pub engine: EngineArgs,
 }
 
 pub fn run(args: DedupArgs) -> Result<()> {
     let settings = args
         .align
-        .apply(args.grouping.apply(args.engine.builder()))
+        .apply(
+            args.grouping
+                .apply(args.reader.apply(args.engine.builder())),
+        )
         .check()?;
     output::check_file(&args.output)?;
     let corpus = read_corpus(&args.inputs)?;

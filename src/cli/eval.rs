@@ -14,7 +14,7 @@ use stancemap::tune::{TrainEvent, TrainOptions};
 use stancemap::Engine;
 use stancemap::{output, Role, ScorerKind, DEFAULT_CUT, DEFAULT_DUPLICATE_THRESHOLD};
 
-use super::args::{cache_unless, AlgorithmKind, AlignArgs, EngineArgs};
+use super::args::{cache_unless, AlgorithmKind, AlignArgs, EngineArgs, ReaderArgs};
 
 /// Quality on labelled data: pair sets (.tsv) and clustering sets (.jsonl);
 /// `eval stance` for stance sets.
@@ -61,6 +61,8 @@ pub struct EvalArgs {
     limit: Option<usize>,
     #[command(flatten)]
     align: AlignArgs,
+    #[command(flatten)]
+    reader: ReaderArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -283,12 +285,16 @@ fn run_sets(args: &EvalArgs) -> Result<()> {
         .cache(cache_unless(args.no_cache))
         .duplicate_threshold(args.threshold);
     let groupings = groupings(args)?;
-    let engine = args.align.apply(builder).build()?;
+    let engine = args.reader.apply(args.align.apply(builder)).build()?;
     let groupings = groupings
         .into_iter()
         .map(|g| g.with_default_radius(engine.default_max_distance()))
         .collect::<Result<Vec<_>, _>>()?;
-    let opts = eval_options(&engine, args.threshold, args.limit)?;
+    let read = |pairs: &[(&str, &str)]| Ok(engine.read_pairs(pairs)?.unwrap_or_default());
+    let mut opts = eval_options(&engine, args.threshold, args.limit)?;
+    if engine.has_pair_reader() {
+        opts.read_pairs = Some(&read);
+    }
     let mut embed = |texts: &[&str]| engine.embed(texts, Role::Passage);
     let is_pairs = |set: &Path| set.extension().is_some_and(|e| e == "tsv");
     if args.sets.iter().any(|s| is_pairs(s)) {
@@ -326,6 +332,7 @@ fn eval_options(
         same_claim: engine.same_claim_model()?,
         limit,
         held_out: engine.alignment_sentences(),
+        read_pairs: None,
     })
 }
 

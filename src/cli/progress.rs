@@ -47,6 +47,7 @@ fn stage_bar(stage: Stage) -> ProgressBar {
     let bar = ProgressBar::new(0);
     let counts = match stage {
         Stage::Reading => "{bytes}/{total_bytes}  {bytes_per_sec}",
+        Stage::ReadingPairs => "{pos}/{len} pairs  {per_sec}",
         _ => "{pos}/{len} claims  {per_sec}",
     };
     let template = format!("{stage:<20} {{bar:40}} {counts}  eta {{eta}}");

@@ -55,6 +55,7 @@ impl std::str::FromStr for Precision {
     }
 }
 
+#[derive(Clone)]
 struct LayerNorm {
     weight: Tensor,
     bias: Tensor,
@@ -75,6 +76,8 @@ impl LayerNorm {
     }
 }
 
+/// Cloned cheaply: candle's tensors share their storage.
+#[derive(Clone)]
 struct Embeddings {
     /// The token table: f32 at f32, else f16 (half the memory of its 250k rows;
     /// each looked-up row is widened to f32).
@@ -315,6 +318,28 @@ impl Encoder {
         precision: Precision,
         adapter: Option<&Adapter>,
     ) -> std::result::Result<Self, ModelError> {
+        Self::load_sharing(files, precision, adapter, None)
+    }
+
+    /// An encoder with this one's token tables (shared, not copied) and the
+    /// layers of `files` at `precision` with `adapter`'s updates merged in; for an
+    /// adapter that leaves the embeddings as they are (the pair reader's).
+    pub fn with_own_layers(
+        &self,
+        files: &ModelFiles,
+        precision: Precision,
+        adapter: &Adapter,
+    ) -> std::result::Result<Self, ModelError> {
+        Self::load_sharing(files, precision, Some(adapter), Some(&self.embeddings))
+    }
+
+    /// [`load`](Self::load), taking the embeddings from `shared` when given.
+    fn load_sharing(
+        files: &ModelFiles,
+        precision: Precision,
+        adapter: Option<&Adapter>,
+        shared: Option<&Embeddings>,
+    ) -> std::result::Result<Self, ModelError> {
         let mut vb = open_weights(files)?;
         if let Some(adapter) = adapter {
             vb = adapter.merged(vb)?;
@@ -329,7 +354,10 @@ impl Encoder {
             q4_blocks: q4_blocks.as_ref(),
         };
         let cfg = &files.config;
-        let embeddings = Embeddings::load(vb.pp("embeddings"), cfg, precision)?;
+        let embeddings = match shared {
+            Some(shared) => shared.clone(),
+            None => Embeddings::load(vb.pp("embeddings"), cfg, precision)?,
+        };
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| Layer::load(&src, i, cfg))
             .collect::<Result<Vec<_>>>()?;

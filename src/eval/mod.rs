@@ -12,7 +12,7 @@ use crate::cluster::{root, Grouping};
 use crate::corpus::Lang;
 use crate::error::{Error, Result};
 use crate::same_claim::fit::{in_calibration_part, LabelledSet};
-use crate::same_claim::{ClaimPairs, PairScorer, SameClaimModel};
+use crate::same_claim::{ClaimPairs, PairScorer, ReadPairs, SameClaimModel};
 
 /// Embeds passages (through the cache, when the caller has one).
 pub type EmbedPassages<'a> = dyn FnMut(&[&str]) -> Result<Array2<f32>> + 'a;
@@ -103,6 +103,9 @@ pub struct EvalOptions<'a> {
     pub same_claim: &'a SameClaimModel,
     pub limit: Option<usize>,
     pub held_out: HashSet<&'a str>,
+    /// Reads the pairs in doubt again, two texts at a time (the engine's pair
+    /// reader), if any.
+    pub read_pairs: Option<&'a ReadPairs<'a>>,
 }
 
 impl EvalOptions<'_> {
@@ -245,6 +248,10 @@ pub fn pairs(path: &Path, embed: &mut EmbedPassages, opts: &EvalOptions) -> Resu
     let threshold = opts.threshold;
     let (texts, sides) = distinct_texts(sides_of(&rows));
     let scorer = PairScorer::new(claim_pairs(&texts, embed, opts.offset)?, opts.same_claim);
+    let scorer = match opts.read_pairs {
+        Some(read) => scorer.reread_among(&sides, &texts, read)?,
+        None => scorer,
+    };
     let scores: Vec<f32> = sides
         .iter()
         .map(|&(a, b)| scorer.probability(a, b))
@@ -301,6 +308,10 @@ pub fn clusters(
     };
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let scorer = PairScorer::new(claim_pairs(&refs, embed, opts.offset)?, opts.same_claim);
+    let scorer = match opts.read_pairs {
+        Some(read) => scorer.reread(&refs, read)?,
+        None => scorer,
+    };
     let gold = to_ids(&gold);
     algorithms
         .iter()

@@ -7,17 +7,21 @@
 pub mod fit;
 mod model;
 mod pairs;
+pub mod reader;
 mod signals;
 
 use ndarray::Axis;
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-pub use model::{Calibration, SameClaimError, SameClaimModel, FORMAT, PROBE_TEXT};
+pub use model::{sigmoid, Calibration, SameClaimError, SameClaimModel, FORMAT, PROBE_TEXT};
 #[cfg(test)]
 pub(crate) use pairs::numbered_claims;
 pub use pairs::{ClaimPairs, Features, NeighbourSearch, FEATURES};
+pub use reader::{PairReader, ReaderError};
 
+use crate::error::Result;
 use crate::neighbours::for_each_row;
 
 /// Below this probability a pair's text features are not read when every pair is
@@ -34,16 +38,109 @@ pub struct ScoredPair {
     pub cosine: f32,
 }
 
+/// The pairs a pair reader reads: those the model gives at least this probability.
+pub const READ_FLOOR: f32 = 0.05;
+
+/// The most pairs a pair reader reads in one corpus (about 25 minutes on two
+/// cores at q8); past it, those whose probability is nearest the midpoint.
+pub const READ_MOST: usize = 100_000;
+
+/// The reader's share of a re-read pair's log-odds, the model's being the rest:
+/// chosen on the dev pair sets' quarter kept apart (README, *The pair reader*).
+pub const READ_WEIGHT: f32 = 0.7;
+
+/// Reads pairs of texts together: each pair's probability of stating the same
+/// claim ([`PairReader`] through the engine that loaded it).
+pub type ReadPairs<'a> = dyn Fn(&[(&str, &str)]) -> Result<Vec<f32>> + Sync + 'a;
+
 /// A corpus's claim pairs and the model that scores them.
 pub struct PairScorer<'m> {
     pairs: ClaimPairs,
     model: &'m SameClaimModel,
+    /// The pairs a reader re-read (`a < b`) and the probability it gave.
+    reread: FxHashMap<(usize, usize), f32>,
 }
 
 impl<'m> PairScorer<'m> {
     /// Scores `pairs` with `model`.
     pub fn new(pairs: ClaimPairs, model: &'m SameClaimModel) -> Self {
-        PairScorer { pairs, model }
+        PairScorer {
+            pairs,
+            model,
+            reread: FxHashMap::default(),
+        }
+    }
+
+    /// The scorer with the pairs of `texts` (this corpus's claims, in row order)
+    /// that the model gives at least [`READ_FLOOR`] read again by `read`, whose
+    /// probability is then weighed with the model's ([`READ_WEIGHT`]; copies stay
+    /// at 1). At most
+    /// [`READ_MOST`] pairs are read, those nearest probability 0.5 first.
+    pub fn reread(self, texts: &[&str], read: &ReadPairs) -> Result<Self> {
+        let mut doubtful: Vec<(f32, usize, usize)> = self
+            .pairs_at_least(READ_FLOOR)
+            .into_iter()
+            .filter(|p| !self.pairs.copies(p.a, p.b))
+            .map(|p| (p.probability, p.a, p.b))
+            .collect();
+        if doubtful.len() > READ_MOST {
+            doubtful.sort_by(|x, y| (x.0 - 0.5).abs().total_cmp(&(y.0 - 0.5).abs()));
+            doubtful.truncate(READ_MOST);
+        }
+        let pairs: Vec<(usize, usize)> = doubtful.iter().map(|&(_, a, b)| (a, b)).collect();
+        self.read_again(&pairs, texts, read)
+    }
+
+    /// As [`reread`](Self::reread), but only among `wanted` (rows of `texts`):
+    /// what the reader would give those pairs in a whole-corpus run, without
+    /// reading the rest.
+    pub fn reread_among(
+        self,
+        wanted: &[(usize, usize)],
+        texts: &[&str],
+        read: &ReadPairs,
+    ) -> Result<Self> {
+        let mut pairs: Vec<(usize, usize)> = wanted
+            .iter()
+            .map(|&(a, b)| (a.min(b), a.max(b)))
+            .filter(|&(a, b)| a != b && !self.pairs.copies(a, b))
+            .filter(|&(a, b)| self.probability(a, b) >= READ_FLOOR)
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        self.read_again(&pairs, texts, read)
+    }
+
+    /// Reads `pairs` (`a < b`, rows of `texts`) with `read`, its probabilities
+    /// weighed with the model's standing for them from then on.
+    fn read_again(
+        mut self,
+        pairs: &[(usize, usize)],
+        texts: &[&str],
+        read: &ReadPairs,
+    ) -> Result<Self> {
+        let sides: Vec<(&str, &str)> = pairs.iter().map(|&(a, b)| (texts[a], texts[b])).collect();
+        let read = read(&sides)?;
+        let reread = pairs
+            .iter()
+            .zip(read)
+            .map(|(&(a, b), read)| ((a, b), self.with_model(a, b, read)))
+            .collect();
+        self.reread = reread;
+        Ok(self)
+    }
+
+    /// The reader's probability `read` for `a` and `b` weighed with the model's:
+    /// their log-odds averaged, [`READ_WEIGHT`] to the reader's.
+    fn with_model(&self, a: usize, b: usize, read: f32) -> f32 {
+        let logit = |p: f32| model::logit_of(p.clamp(1e-6, 1.0 - 1e-6));
+        let model = logit(self.probability(a, b));
+        sigmoid(READ_WEIGHT * logit(read) + (1.0 - READ_WEIGHT) * model)
+    }
+
+    /// How many pairs a reader re-read.
+    pub fn pairs_reread(&self) -> usize {
+        self.reread.len()
     }
 
     /// The claims compared.
@@ -65,6 +162,11 @@ impl<'m> PairScorer<'m> {
     fn probability_from(&self, a: usize, b: usize, cosine: f32, floor: f32) -> Option<f32> {
         if self.pairs.copies(a, b) {
             return Some(1.0);
+        }
+        if !self.reread.is_empty() {
+            if let Some(&p) = self.reread.get(&(a.min(b), a.max(b))) {
+                return Some(p);
+            }
         }
         let mut f = self.pairs.embedding_features(a, b, cosine);
         let logit = self.model.logit(&f);
@@ -170,6 +272,59 @@ mod tests {
             .windows(2)
             .all(|w| w[0].probability >= w[1].probability));
         assert!(!pairs.is_empty(), "near copies are the same claim");
+    }
+
+    #[test]
+    fn a_reader_rereads_the_pairs_in_doubt_and_leaves_copies_and_the_rest() {
+        let model = SameClaimModel::built_in();
+        let emb = crate::neighbours::near_duplicates(4, 3, 64, 0.1);
+        let texts: Vec<String> = (0..emb.nrows()).map(|i| format!("claim {i}")).collect();
+        let mut texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        texts[1] = texts[0]; // a copy
+        let langs = vec![Lang::En; texts.len()];
+        let scorer = || {
+            PairScorer::new(
+                ClaimPairs::new(emb.clone(), &texts, &langs, None).unwrap(),
+                &model,
+            )
+        };
+        let before = scorer();
+        let asked = std::sync::Mutex::new(Vec::new());
+        let read = |pairs: &[(&str, &str)]| {
+            asked
+                .lock()
+                .unwrap()
+                .extend(pairs.iter().map(|p| p.0.len()));
+            Ok(vec![0.25; pairs.len()])
+        };
+        let after = scorer().reread(&texts, &read).unwrap();
+        let doubtful = before
+            .pairs_at_least(READ_FLOOR)
+            .into_iter()
+            .filter(|p| !before.pairs().copies(p.a, p.b))
+            .count();
+        assert!(doubtful > 0);
+        assert_eq!(after.pairs_reread(), doubtful);
+        assert_eq!(asked.lock().unwrap().len(), doubtful);
+        assert_eq!(after.probability(0, 1), 1.0, "a copy stays certain");
+        for a in 0..texts.len() {
+            for b in a + 1..texts.len() {
+                let (was, now) = (before.probability(a, b), after.probability(a, b));
+                if before.pairs().copies(a, b) {
+                    assert_eq!(now, 1.0);
+                } else if was >= READ_FLOOR {
+                    let logit = |p: f32| model::logit_of(p.clamp(1e-6, 1.0 - 1e-6));
+                    let weighed = READ_WEIGHT * logit(0.25) + (1.0 - READ_WEIGHT) * logit(was);
+                    assert!(
+                        (now - sigmoid(weighed)).abs() < 1e-6,
+                        "pair {a} {b} was {was}"
+                    );
+                    assert!(now < was.max(0.25) && now > was.min(0.25), "{now} between");
+                } else {
+                    assert_eq!(now, was, "pair {a} {b} under the floor");
+                }
+            }
+        }
     }
 
     #[test]

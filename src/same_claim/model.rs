@@ -77,7 +77,8 @@ pub struct SameClaimModel {
     pub refit: String,
 }
 
-fn sigmoid(x: f32) -> f32 {
+/// The probability of log-odds `x`.
+pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 

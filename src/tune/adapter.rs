@@ -76,13 +76,21 @@ impl Adapter {
 
     /// Reads an adapter from a file's `bytes`; `origin` names it in errors.
     pub fn from_bytes(bytes: &[u8], origin: &Path) -> Result<Self, AdapterError> {
+        let (meta, tensors) = read_safetensors(bytes, origin)?;
+        Self::from_parts(&meta, tensors, origin)
+    }
+
+    /// An adapter from a safetensors file's metadata and tensors (every one an
+    /// update); `origin` names it in errors.
+    pub(crate) fn from_parts(
+        meta: &HashMap<String, String>,
+        mut tensors: HashMap<String, Tensor>,
+        origin: &Path,
+    ) -> Result<Self, AdapterError> {
         let bad = |why: String| AdapterError::Bad {
             path: origin.to_path_buf(),
             why,
         };
-        let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
-            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
-        let meta = header.metadata().clone().unwrap_or_default();
         let field = |key: &str| {
             meta.get(key)
                 .cloned()
@@ -94,8 +102,6 @@ impl Adapter {
         let scale: f64 = field("scale")?
             .parse()
             .map_err(|e| bad(format!("scale: {e}")))?;
-        let mut tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
-            .map_err(|e| bad(e.to_string()))?;
         let names: Vec<String> = tensors
             .keys()
             .filter_map(|k| k.strip_suffix(".lora_a").map(str::to_string))
@@ -177,6 +183,26 @@ impl Adapter {
         };
         Ok(VarBuilder::from_backend(Box::new(backend), dtype, device))
     }
+}
+
+/// A safetensors file's metadata and its tensors by name (on the CPU).
+pub(crate) type SafetensorsParts = (HashMap<String, String>, HashMap<String, Tensor>);
+
+/// A safetensors file's metadata and tensors; `origin` names it in errors.
+pub(crate) fn read_safetensors(
+    bytes: &[u8],
+    origin: &Path,
+) -> Result<SafetensorsParts, AdapterError> {
+    let bad = |why: String| AdapterError::Bad {
+        path: origin.to_path_buf(),
+        why,
+    };
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
+        .map_err(|e| bad(e.to_string()))?;
+    Ok((meta, tensors))
 }
 
 /// A weight source that adds an adapter's updates to the weights it names.

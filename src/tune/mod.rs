@@ -6,6 +6,7 @@ mod adapter;
 mod top;
 mod train;
 
+pub(crate) use adapter::read_safetensors;
 pub use adapter::{Adapter, AdapterError, LowRank, FORMAT, FOR_CLAIMS, FOR_CLAIMS_PATH};
 pub use train::{train, TrainEvent, TrainOptions};
 
