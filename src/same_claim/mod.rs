@@ -53,6 +53,13 @@ pub const READ_WEIGHT: f32 = 0.7;
 /// claim ([`PairReader`] through the engine that loaded it).
 pub type ReadPairs<'a> = dyn Fn(&[(&str, &str)]) -> Result<Vec<f32>> + Sync + 'a;
 
+/// A reader's probability weighed with the model's: their log-odds averaged,
+/// [`READ_WEIGHT`] to the reader's.
+fn weighed(read: f32, model: f32) -> f32 {
+    let logit = |p: f32| model::logit_of(p.clamp(1e-6, 1.0 - 1e-6));
+    sigmoid(READ_WEIGHT * logit(read) + (1.0 - READ_WEIGHT) * logit(model))
+}
+
 /// A corpus's claim pairs and the model that scores them.
 pub struct PairScorer<'m> {
     pairs: ClaimPairs,
@@ -74,21 +81,20 @@ impl<'m> PairScorer<'m> {
     /// The scorer with the pairs of `texts` (this corpus's claims, in row order)
     /// that the model gives at least [`READ_FLOOR`] read again by `read`, whose
     /// probability is then weighed with the model's ([`READ_WEIGHT`]; copies stay
-    /// at 1). At most
-    /// [`READ_MOST`] pairs are read, those nearest probability 0.5 first.
+    /// at 1). At most [`READ_MOST`] pairs are read, those nearest probability 0.5
+    /// first.
     pub fn reread(self, texts: &[&str], read: &ReadPairs) -> Result<Self> {
-        let mut doubtful: Vec<(f32, usize, usize)> = self
+        let mut doubtful: Vec<(usize, usize, f32)> = self
             .pairs_at_least(READ_FLOOR)
             .into_iter()
             .filter(|p| !self.pairs.copies(p.a, p.b))
-            .map(|p| (p.probability, p.a, p.b))
+            .map(|p| (p.a, p.b, p.probability))
             .collect();
         if doubtful.len() > READ_MOST {
-            doubtful.sort_by(|x, y| (x.0 - 0.5).abs().total_cmp(&(y.0 - 0.5).abs()));
+            doubtful.sort_by(|x, y| (x.2 - 0.5).abs().total_cmp(&(y.2 - 0.5).abs()));
             doubtful.truncate(READ_MOST);
         }
-        let pairs: Vec<(usize, usize)> = doubtful.iter().map(|&(_, a, b)| (a, b)).collect();
-        self.read_again(&pairs, texts, read)
+        self.read_again(&doubtful, texts, read)
     }
 
     /// As [`reread`](Self::reread), but only among `wanted` (rows of `texts`):
@@ -104,38 +110,37 @@ impl<'m> PairScorer<'m> {
             .iter()
             .map(|&(a, b)| (a.min(b), a.max(b)))
             .filter(|&(a, b)| a != b && !self.pairs.copies(a, b))
-            .filter(|&(a, b)| self.probability(a, b) >= READ_FLOOR)
             .collect();
         pairs.sort_unstable();
         pairs.dedup();
-        self.read_again(&pairs, texts, read)
+        let doubtful: Vec<(usize, usize, f32)> = pairs
+            .into_iter()
+            .map(|(a, b)| (a, b, self.probability(a, b)))
+            .filter(|&(_, _, p)| p >= READ_FLOOR)
+            .collect();
+        self.read_again(&doubtful, texts, read)
     }
 
-    /// Reads `pairs` (`a < b`, rows of `texts`) with `read`, its probabilities
-    /// weighed with the model's standing for them from then on.
+    /// Reads `pairs` (`a < b`, rows of `texts`, the model's probability) with
+    /// `read`, its probabilities weighed with the model's standing for them from
+    /// then on.
     fn read_again(
         mut self,
-        pairs: &[(usize, usize)],
+        pairs: &[(usize, usize, f32)],
         texts: &[&str],
         read: &ReadPairs,
     ) -> Result<Self> {
-        let sides: Vec<(&str, &str)> = pairs.iter().map(|&(a, b)| (texts[a], texts[b])).collect();
+        let sides: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|&(a, b, _)| (texts[a], texts[b]))
+            .collect();
         let read = read(&sides)?;
-        let reread = pairs
+        self.reread = pairs
             .iter()
             .zip(read)
-            .map(|(&(a, b), read)| ((a, b), self.with_model(a, b, read)))
+            .map(|(&(a, b, model), read)| ((a, b), weighed(read, model)))
             .collect();
-        self.reread = reread;
         Ok(self)
-    }
-
-    /// The reader's probability `read` for `a` and `b` weighed with the model's:
-    /// their log-odds averaged, [`READ_WEIGHT`] to the reader's.
-    fn with_model(&self, a: usize, b: usize, read: f32) -> f32 {
-        let logit = |p: f32| model::logit_of(p.clamp(1e-6, 1.0 - 1e-6));
-        let model = logit(self.probability(a, b));
-        sigmoid(READ_WEIGHT * logit(read) + (1.0 - READ_WEIGHT) * model)
     }
 
     /// How many pairs a reader re-read.
