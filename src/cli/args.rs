@@ -164,9 +164,8 @@ pub struct ReaderArgs {
     /// time, re-reading every pair the same-claim model gives at least 0.05 (its
     /// log-odds then weigh 0.7 against the model's 0.3; far slower than the
     /// model, and sharper on pairs that share their words but not their meaning,
-    /// such as swapped names). `claims`
-    /// (the built-in one), `none`, or a file from
-    /// benches/eval/fit_pair_reader.py. Default: none.
+    /// such as swapped names). `claims` (the built-in one), `none`, or a file
+    /// from benches/eval/fit_pair_reader.py. Default: none.
     #[arg(long, value_name = "claims|none|FILE")]
     pub pair_reader: Option<String>,
 }
