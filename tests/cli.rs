@@ -214,3 +214,31 @@ fn a_pair_reader_that_is_not_one_is_refused_naming_it() {
     let out = stancemap(&["dedup", "seeds/", "--pair-reader", adapter]);
     assert_clean_error(&out, "not a stancemap-pair-reader-1 file");
 }
+
+#[test]
+fn a_set_weight_for_no_set_or_out_of_range_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("pairs.tsv");
+    std::fs::write(&set, "text1\ttext2\tlabel\na\tb\t1\n").unwrap();
+    let model = dir.path().join("m.json");
+    let fit = |weight: &str| {
+        stancemap(&[
+            "eval",
+            "fit-same-claim",
+            set.to_str().unwrap(),
+            "-o",
+            model.to_str().unwrap(),
+            "--set-weight",
+            weight,
+        ])
+    };
+    assert_clean_error(&fit("other=0.5"), "--set-weight other: no set of that name");
+    let out = fit("pairs=0");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("a weight in (0, 10]"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!model.exists());
+}

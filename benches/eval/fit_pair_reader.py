@@ -127,6 +127,8 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--head-lr", type=float, default=1e-3)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--set-weight", action="append", default=[], metavar="NAME=W",
+                    help="a set's weight against the others' 1 (its file name without extension)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(0)
@@ -152,6 +154,7 @@ def main():
     train = [(s, r) for s, rows in sets.items() for r in rows if not r[3]]
     count = {s: sum(1 for t in train if t[0] == s) for s in sets}
     biggest = max(count.values())
+    share = {s: 1.0 for s in sets} | {n: float(w) for n, w in (x.split("=") for x in args.set_weight)}
     lora_params = [p for m in lora.values() for p in (m.a, m.b)]
     opt = torch.optim.AdamW([{"params": lora_params, "lr": args.lr},
                              {"params": head.parameters(), "lr": args.head_lr}], weight_decay=0.0)
@@ -166,7 +169,7 @@ def main():
             batch = [train[j] for j in order[i:i + args.batch]]
             seqs = [pair(r[0], r[1]) if random.random() < 0.5 else pair(r[1], r[0]) for _, r in batch]
             y = torch.tensor([float(r[2]) for _, r in batch])
-            w = torch.tensor([biggest / count[s] for s, _ in batch])
+            w = torch.tensor([share[s] * biggest / count[s] for s, _ in batch])
             loss = (torch.nn.functional.binary_cross_entropy_with_logits(
                 logits(model, head, seqs), y, reduction="none") * w / w.mean()).mean()
             opt.zero_grad()

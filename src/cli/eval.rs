@@ -125,10 +125,31 @@ struct FitArgs {
     /// Embed every text afresh instead of using the on-disk cache.
     #[arg(long)]
     no_cache: bool,
+    /// A set's weight against the others' 1, as NAME=W (its file name without
+    /// the extension; W in (0, 10]), e.g. one_story=0.5 for a set of noisy
+    /// negatives; repeatable.
+    #[arg(long, value_name = "NAME=W", value_parser = parse_set_weight)]
+    set_weight: Vec<(String, f64)>,
     #[command(flatten)]
     align: AlignArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
+}
+
+/// `NAME=W` with W a number in (0, 10].
+fn parse_set_weight(text: &str) -> std::result::Result<(String, f64), String> {
+    let (name, weight) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=W, got {text:?}"))?;
+    let weight: f64 = weight
+        .parse()
+        .map_err(|_| format!("{weight:?} is not a number"))?;
+    if name.is_empty() || !(weight > 0.0 && weight <= 10.0) {
+        return Err(format!(
+            "expected a set name and a weight in (0, 10], got {text:?}"
+        ));
+    }
+    Ok((name.to_string(), weight))
 }
 
 #[derive(Args)]
@@ -338,16 +359,25 @@ fn eval_options(
 
 fn run_fit(args: &FitArgs) -> Result<()> {
     output::check_file(&args.output)?;
+    let names: Vec<String> = args.sets.iter().map(|p| eval::set_name(p)).collect();
+    if let Some((name, _)) = args.set_weight.iter().find(|(n, _)| !names.contains(n)) {
+        anyhow::bail!("--set-weight {name}: no set of that name among {names:?}");
+    }
     let builder = args.engine.builder().cache(cache_unless(args.no_cache));
     let engine = args.align.apply(builder).build()?;
     let offset = engine.language_offset()?;
     let held_out = engine.alignment_sentences();
     let mut embed = |texts: &[&str]| engine.embed(texts, Role::Passage);
-    let sets = args
+    let mut sets = args
         .sets
         .iter()
         .map(|set| eval::labelled_pairs(set, &mut embed, offset, &held_out))
         .collect::<stancemap::Result<Vec<_>>>()?;
+    for (name, weight) in &args.set_weight {
+        sets.iter_mut()
+            .filter(|s| &s.name == name)
+            .for_each(|s| s.weight = *weight);
+    }
     let identity = EncoderIdentity {
         name: engine.model_id().to_string(),
         probe: engine.probe()?,

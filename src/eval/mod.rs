@@ -36,6 +36,11 @@ pub struct PairScores {
     /// On 0–5 sets with a same-topic level (Sohu: 5 same event, 3 same topic):
     /// the average precision of 5 against 3 alone.
     pub same_event_ap: Option<f64>,
+    /// The share of the set's negatives at or above the duplicate threshold:
+    /// on a set of negatives only, the one figure that means anything.
+    pub negatives_called_same: f64,
+    /// How many rows are positives.
+    pub positives: usize,
 }
 
 /// Figures for one clustering set and algorithm.
@@ -61,6 +66,12 @@ impl PairScores {
     /// One Markdown table row (two for a set with a same-topic level: the second
     /// is same event against same topic alone).
     pub fn table_row(&self) -> String {
+        if self.positives == 0 {
+            return format!(
+                "| {} (negatives only) | {} | | | | | called the same: {:.3} |",
+                self.set, self.pairs, self.negatives_called_same
+            );
+        }
         let same_event = self.same_event_ap.map_or(String::new(), |ap| {
             format!("\n| {} (5 vs 3) | | | | {ap:.3} | | |", self.set)
         });
@@ -209,6 +220,7 @@ pub fn labelled_pairs(
         features: sides.iter().map(|&(a, b)| pairs.features(a, b)).collect(),
         same: rows.iter().map(|r| r.2 >= positive_at).collect(),
         calibration: rows.iter().map(|r| in_calibration_part(r.0)).collect(),
+        weight: 1.0,
     })
 }
 
@@ -262,6 +274,12 @@ pub fn pairs(path: &Path, embed: &mut EmbedPassages, opts: &EvalOptions) -> Resu
     let positive: Vec<bool> = labels.iter().map(|&l| l >= positive_at).collect();
     let (best_f1, best_f1_threshold) = best_f1(&scores, &positive);
     let (precision, recall) = precision_recall(&scores, &positive, threshold);
+    let negatives = positive.iter().filter(|&&p| !p).count();
+    let false_joins = scores
+        .iter()
+        .zip(&positive)
+        .filter(|(&s, &p)| !p && s >= threshold)
+        .count();
     Ok(PairScores {
         set: set_name(path),
         pairs: rows.len(),
@@ -273,6 +291,8 @@ pub fn pairs(path: &Path, embed: &mut EmbedPassages, opts: &EvalOptions) -> Resu
         precision_at_threshold: precision,
         recall_at_threshold: recall,
         same_event_ap: same_event_ap(&scores, &labels, positive_at),
+        negatives_called_same: false_joins as f64 / negatives.max(1) as f64,
+        positives: rows.len() - negatives,
     })
 }
 
@@ -402,7 +422,8 @@ fn groups_of_pairs(rows: &[(&str, &str, f64)]) -> (Vec<String>, Vec<String>) {
     (texts.into_iter().map(str::to_string).collect(), gold)
 }
 
-fn set_name(path: &Path) -> String {
+/// A set's name: its file name without the extension.
+pub fn set_name(path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()
@@ -603,6 +624,30 @@ mod tests {
         assert!((adjusted_rand(&[0, 0, 1, 1], &[0, 0, 1, 2]) - 0.571428).abs() < 1e-5);
         // sklearn: v_measure_score([0,0,1,1],[0,0,1,2]) = 0.8
         assert!((v_measure(&[0, 0, 1, 1], &[0, 0, 1, 2]) - 0.8).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_set_of_negatives_only_is_told_by_the_share_called_the_same() {
+        let scores = PairScores {
+            set: "one_story".into(),
+            pairs: 4,
+            spearman: f64::NAN,
+            pearson: f64::NAN,
+            average_precision: 0.0,
+            best_f1: 0.0,
+            best_f1_threshold: 1.0,
+            precision_at_threshold: 0.0,
+            recall_at_threshold: 0.0,
+            same_event_ap: None,
+            negatives_called_same: 0.25,
+            positives: 0,
+        };
+        let row = scores.table_row();
+        assert!(row.contains("one_story (negatives only) | 4 |"), "{row}");
+        assert!(
+            row.contains("called the same: 0.250") && !row.contains("NaN"),
+            "{row}"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Fitting the same-claim model on labelled pair sets (the evaluation dev splits):
 //! a quarter of each set's rows, chosen by a hash of the first text, is kept apart
 //! to measure calibration; linfa's logistic regression is fitted on the rest, each
-//! set weighing the same.
+//! set weighing the same unless given another weight.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +26,9 @@ pub struct LabelledSet {
     pub features: Vec<Features>,
     pub same: Vec<bool>,
     pub calibration: Vec<bool>,
+    /// The set's weight in the fit against the others' 1 (a set of noisy
+    /// negatives, say, at a half).
+    pub weight: f64,
 }
 
 /// Whether a row whose first text is `text1` belongs to the calibration part (a
@@ -74,7 +77,7 @@ pub fn fit(sets: &[LabelledSet], encoder: EncoderIdentity, refit: &str) -> Resul
 }
 
 /// The fitting parts of all sets, each set's rows repeated so that every set
-/// counts about as much as the largest.
+/// counts about as much as the largest, times its weight.
 fn fitting_rows(sets: &[LabelledSet]) -> Result<(Array2<f64>, Array1<bool>)> {
     let parts: Vec<Vec<usize>> = sets
         .iter()
@@ -87,7 +90,8 @@ fn fitting_rows(sets: &[LabelledSet]) -> Result<(Array2<f64>, Array1<bool>)> {
         if part.is_empty() {
             return Err(Error::Fit(format!("{}: no rows to fit on", set.name)));
         }
-        for k in 0..largest {
+        let repeats = ((largest as f64 * set.weight).round() as usize).max(1);
+        for k in 0..repeats {
             let i = part[k % part.len()];
             x.extend(set.features[i].iter().map(|&f| f64::from(f)));
             y.push(set.same[i]);
@@ -146,6 +150,7 @@ mod tests {
             features: Vec::new(),
             same: Vec::new(),
             calibration: Vec::new(),
+            weight: 1.0,
         };
         for i in 0..n {
             let mut f = [0.0; FEATURES.len()];
@@ -175,6 +180,16 @@ mod tests {
         let text = serde_json::to_string(&model).unwrap();
         let read = SameClaimModel::parse(&text, "m.json").unwrap();
         assert_eq!((read.weights, read.bias), (model.weights, model.bias));
+    }
+
+    #[test]
+    fn a_set_weighs_by_its_weight() {
+        let mut sets = [synthetic("a", 400, 7), synthetic("b", 200, 11)];
+        let (x, _) = fitting_rows(&sets).unwrap();
+        assert_eq!(x.nrows(), 2 * 300);
+        sets[1].weight = 0.5;
+        let (x, _) = fitting_rows(&sets).unwrap();
+        assert_eq!(x.nrows(), 300 + 150);
     }
 
     #[test]
