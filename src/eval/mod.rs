@@ -273,13 +273,7 @@ pub fn pairs(path: &Path, embed: &mut EmbedPassages, opts: &EvalOptions) -> Resu
     let positive_at = positive_at(&labels);
     let positive: Vec<bool> = labels.iter().map(|&l| l >= positive_at).collect();
     let (best_f1, best_f1_threshold) = best_f1(&scores, &positive);
-    let (precision, recall) = precision_recall(&scores, &positive, threshold);
-    let negatives = positive.iter().filter(|&&p| !p).count();
-    let false_joins = scores
-        .iter()
-        .zip(&positive)
-        .filter(|(&s, &p)| !p && s >= threshold)
-        .count();
+    let called = AtThreshold::count(&scores, &positive, threshold);
     Ok(PairScores {
         set: set_name(path),
         pairs: rows.len(),
@@ -288,11 +282,11 @@ pub fn pairs(path: &Path, embed: &mut EmbedPassages, opts: &EvalOptions) -> Resu
         average_precision: average_precision(&scores, &positive),
         best_f1,
         best_f1_threshold,
-        precision_at_threshold: precision,
-        recall_at_threshold: recall,
+        precision_at_threshold: called.precision(),
+        recall_at_threshold: called.recall(),
         same_event_ap: same_event_ap(&scores, &labels, positive_at),
-        negatives_called_same: false_joins as f64 / negatives.max(1) as f64,
-        positives: rows.len() - negatives,
+        negatives_called_same: called.negatives_called_same(),
+        positives: called.positives,
     })
 }
 
@@ -509,22 +503,53 @@ pub fn best_f1(scores: &[f32], positive: &[bool]) -> (f64, f32) {
     best
 }
 
-fn precision_recall(scores: &[f32], positive: &[bool], threshold: f32) -> (f64, f64) {
-    let predicted = scores.iter().filter(|&&s| s >= threshold).count() as f64;
-    let total = positive.iter().filter(|&&p| p).count() as f64;
-    let hits = scores
-        .iter()
-        .zip(positive)
-        .filter(|(&s, &p)| p && s >= threshold)
-        .count() as f64;
-    (
-        if predicted > 0.0 {
-            hits / predicted
-        } else {
+/// How a set's pairs fall at a threshold: the positives and negatives, and how
+/// many of each are at or above it.
+struct AtThreshold {
+    positives: usize,
+    negatives: usize,
+    positives_called: usize,
+    negatives_called: usize,
+}
+
+impl AtThreshold {
+    fn count(scores: &[f32], positive: &[bool], threshold: f32) -> Self {
+        let mut at = AtThreshold {
+            positives: 0,
+            negatives: 0,
+            positives_called: 0,
+            negatives_called: 0,
+        };
+        for (&s, &p) in scores.iter().zip(positive) {
+            let called = usize::from(s >= threshold);
+            if p {
+                at.positives += 1;
+                at.positives_called += called;
+            } else {
+                at.negatives += 1;
+                at.negatives_called += called;
+            }
+        }
+        at
+    }
+
+    /// 1 when nothing is called the same.
+    fn precision(&self) -> f64 {
+        let called = self.positives_called + self.negatives_called;
+        if called == 0 {
             1.0
-        },
-        hits / total.max(1.0),
-    )
+        } else {
+            self.positives_called as f64 / called as f64
+        }
+    }
+
+    fn recall(&self) -> f64 {
+        self.positives_called as f64 / self.positives.max(1) as f64
+    }
+
+    fn negatives_called_same(&self) -> f64 {
+        self.negatives_called as f64 / self.negatives.max(1) as f64
+    }
 }
 
 fn contingency(a: &[usize], b: &[usize]) -> HashMap<(usize, usize), f64> {
@@ -624,6 +649,22 @@ mod tests {
         assert!((adjusted_rand(&[0, 0, 1, 1], &[0, 0, 1, 2]) - 0.571428).abs() < 1e-5);
         // sklearn: v_measure_score([0,0,1,1],[0,0,1,2]) = 0.8
         assert!((v_measure(&[0, 0, 1, 1], &[0, 0, 1, 2]) - 0.8).abs() < 1e-9);
+    }
+
+    #[test]
+    fn pairs_at_a_threshold_give_precision_recall_and_negatives_called_the_same() {
+        let at = AtThreshold::count(
+            &[0.9, 0.6, 0.4, 0.7, 0.1],
+            &[true, true, true, false, false],
+            0.5,
+        );
+        assert_eq!((at.precision(), at.recall()), (2.0 / 3.0, 2.0 / 3.0));
+        assert_eq!(at.negatives_called_same(), 0.5);
+        let none = AtThreshold::count(&[0.1], &[false], 0.5);
+        assert_eq!(
+            (none.precision(), none.recall(), none.positives),
+            (1.0, 0.0, 0)
+        );
     }
 
     #[test]
