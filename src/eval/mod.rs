@@ -37,7 +37,8 @@ pub struct PairScores {
     /// the average precision of 5 against 3 alone.
     pub same_event_ap: Option<f64>,
     /// The share of the set's negatives at or above the duplicate threshold:
-    /// on a set of negatives only, the one figure that means anything.
+    /// on a set of negatives only, the one figure that means anything (on a set
+    /// of positives only, that figure is `recall_at_threshold`).
     pub negatives_called_same: f64,
     /// How many rows are positives.
     pub positives: usize,
@@ -66,12 +67,22 @@ impl PairScores {
     /// One Markdown table row (two for a set with a same-topic level: the second
     /// is same event against same topic alone).
     pub fn table_row(&self) -> String {
-        if self.positives == 0 {
-            return format!(
-                "| {} (negatives only) | {} | | | | | called the same: {:.3} |",
-                self.set, self.pairs, self.negatives_called_same
-            );
+        let one_label = match self.positives {
+            0 => Some(("negatives", self.negatives_called_same)),
+            n if n == self.pairs => Some(("positives", self.recall_at_threshold)),
+            _ => None,
+        };
+        match one_label {
+            Some((only, called)) => format!(
+                "| {} ({only} only) | {} | | | | | called the same: {called:.3} |",
+                self.set, self.pairs
+            ),
+            None => self.full_row(),
         }
+    }
+
+    /// The row of a set with both labels.
+    fn full_row(&self) -> String {
         let same_event = self.same_event_ap.map_or(String::new(), |ap| {
             format!("\n| {} (5 vs 3) | | | | {ap:.3} | | |", self.set)
         });
@@ -668,7 +679,7 @@ mod tests {
     }
 
     #[test]
-    fn a_set_of_negatives_only_is_told_by_the_share_called_the_same() {
+    fn a_set_of_one_label_is_told_by_the_share_called_the_same() {
         let scores = PairScores {
             set: "one_story".into(),
             pairs: 4,
@@ -687,6 +698,19 @@ mod tests {
         assert!(row.contains("one_story (negatives only) | 4 |"), "{row}");
         assert!(
             row.contains("called the same: 0.250") && !row.contains("NaN"),
+            "{row}"
+        );
+        let restated = PairScores {
+            set: "restated".into(),
+            positives: 4,
+            recall_at_threshold: 0.75,
+            ..scores
+        };
+        let row = restated.table_row();
+        assert!(
+            row.contains("restated (positives only) | 4 |")
+                && row.contains("called the same: 0.750")
+                && !row.contains("NaN"),
             "{row}"
         );
     }
