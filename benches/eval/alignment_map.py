@@ -16,7 +16,6 @@ Usage (from the repository root; needs numpy and a release build):
   python3 benches/eval/alignment_map.py ../shared/eval /tmp/sts_b_en_zh.tsv
 """
 import csv
-import hashlib
 import os
 import sys
 
@@ -24,11 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cross_lingual_sts import embed  # noqa: E402
-
-
-def kept_apart(text):
-    """The same-claim model's quarter kept apart (src/same_claim/fit.rs)."""
-    return hashlib.sha256(text.encode()).digest()[0] % 4 == 0
+from parts import kept_apart  # noqa: E402
 
 
 def tsv(path):

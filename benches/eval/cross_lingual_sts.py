@@ -6,10 +6,13 @@ Each Chinese row is matched to its English row by embedding (both sentences,
 the Chinese side moved by the mean English-minus-Chinese difference); a match
 must be clear (score >= 0.88, ahead of the runner-up by 0.01, gold scores within
 1). Each matched row gives two pairs across languages, English text1 against
-Chinese text2 and the reverse, with the English gold score.
+Chinese text2 and the reverse, with the English gold score. With --same-part,
+only rows whose English and Chinese rows fall in the same part (the quarter
+`eval` keeps apart by the sha256 of text1, or the rest) are written: a set to
+train on that never reaches a text kept apart through its translation.
 
 Usage (from the repository root; needs numpy):
-  python3 benches/eval/cross_lingual_sts.py ../shared/eval /tmp/sts_b_en_zh.tsv
+  python3 benches/eval/cross_lingual_sts.py ../shared/eval /tmp/sts_b_en_zh.tsv [--same-part]
 """
 import csv
 import json
@@ -19,6 +22,8 @@ import sys
 import tempfile
 
 import numpy as np
+
+from parts import kept_apart
 
 
 def read(path):
@@ -38,7 +43,7 @@ def embed(texts, adapter="none"):
         return np.load(out)
 
 
-def main(eval_dir, out_path):
+def main(eval_dir, out_path, same_part=False):
     en, zh = read(f"{eval_dir}/sts_b_en.tsv"), read(f"{eval_dir}/sts_b_zh.tsv")
     texts = sorted({t for r in en + zh for t in r[:2]})
     index = {t: i for i, t in enumerate(texts)}
@@ -53,6 +58,8 @@ def main(eval_dir, out_path):
     gold_zh = np.array([float(r[2]) for r in zh])
     clear = (top[:, -1] >= 0.88) & (top[:, -1] - top[:, -2] >= 0.01)
     clear &= np.abs(gold_en[best] - gold_zh) <= 1
+    if same_part:
+        clear &= np.array([kept_apart(en[b][0]) == kept_apart(z[0]) for b, z in zip(best, zh)])
     with open(out_path, "w", encoding="utf-8") as f:
         f.write("text1\ttext2\tlabel\n")
         for i in np.flatnonzero(clear):
@@ -62,4 +69,6 @@ def main(eval_dir, out_path):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    if len(sys.argv) not in (3, 4) or sys.argv[3:] not in ([], ["--same-part"]):
+        sys.exit(__doc__)
+    main(*sys.argv[1:3], same_part=sys.argv[3:] == ["--same-part"])

@@ -18,7 +18,7 @@ only measured), each set weighing the same. The result is a stancemap adapter fi
 
 Deterministic for a given torch build and thread count (seed 0, two threads).
 """
-import argparse, csv, hashlib, math, os, random, sys, time
+import argparse, csv, math, os, random, sys, time
 
 import numpy as np
 import torch
@@ -26,6 +26,8 @@ from safetensors.torch import save_file
 from sklearn.metrics import average_precision_score
 from tokenizers import Tokenizer
 from transformers import BertModel
+
+from parts import kept_apart
 
 DENSE = ["attention.self.query", "attention.self.key", "attention.self.value",
          "attention.output.dense", "intermediate.dense", "output.dense"]
@@ -67,8 +69,7 @@ def read_set(path, tok, held_out):
         if graded and not five and 2 < l < 4:
             continue  # STS: ≥ 4 same, ≤ 2 not, between left out
         same = l >= (5 if five else 4) if graded else l >= 1
-        kept_apart = hashlib.sha256(a.encode()).digest()[0] % 4 == 0
-        rows.append((side(tok, a), side(tok, b), same, kept_apart, l))
+        rows.append((side(tok, a), side(tok, b), same, kept_apart(a), l))
     return name, rows
 
 

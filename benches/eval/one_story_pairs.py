@@ -15,7 +15,9 @@ a quarter kept apart, written by language for measuring, the rest for fitting.
 Not every pair is another point (an article restates itself now and then), so the
 label is noisy; it is a negative by construction, not by reading.
 """
-import argparse, csv, hashlib, json, os, random, re
+import argparse, csv, json, os, random, re
+
+from parts import kept_apart
 
 STOP = set("that this with from have has were was will would their there they them said says "
            "also been more than into about which when what while after before other some such "
@@ -51,10 +53,6 @@ def story_pairs(sentences, words, shared_at_least, most, rng):
              and len(keys[i] & keys[j]) <= 0.35 * len(keys[i] | keys[j])]
     rng.shuffle(found)
     return [(sentences[i], sentences[j]) for i, j in found[:most]]
-
-
-def kept_apart(text):
-    return hashlib.sha256(text.encode()).digest()[0] % 4 == 0
 
 
 def write(path, pairs):

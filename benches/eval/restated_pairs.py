@@ -24,7 +24,9 @@ with dozens of headlines do not make the set.
 Agreeing with one body is not always stating one point (a headline may add a detail
 the other lacks), so the label is by construction, not by reading.
 """
-import argparse, collections, hashlib, itertools, json, os, random
+import argparse, collections, itertools, json, os, random
+
+from parts import kept_apart
 
 MOST_A_STORY = 12
 
@@ -90,8 +92,7 @@ def main():
     fit, apart = [], []
     for bodies in sorted(stories(rows)):
         pairs = story_pairs(bodies, labels, args.contradictions, rng)
-        kept_apart = hashlib.sha256(bodies[0].encode()).digest()[0] % 4 == 0
-        (apart if kept_apart else fit).extend(pairs)
+        (apart if kept_apart(bodies[0]) else fit).extend(pairs)
     os.makedirs(args.out, exist_ok=True)
     write(os.path.join(args.out, "restated.tsv"), fit)
     write(os.path.join(args.out, "restated_apart_en.tsv"), apart)
