@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cross_lingual_sts import embed  # noqa: E402
-from parts import kept_apart  # noqa: E402
+from dev_sets import kept_apart  # noqa: E402
 
 
 def tsv(path):

@@ -14,7 +14,6 @@ train on that never reaches a text kept apart through its translation.
 Usage (from the repository root; needs numpy):
   python3 benches/eval/cross_lingual_sts.py ../shared/eval /tmp/sts_b_en_zh.tsv [--same-part]
 """
-import csv
 import json
 import os
 import subprocess
@@ -23,12 +22,7 @@ import tempfile
 
 import numpy as np
 
-from parts import kept_apart
-
-
-def read(path):
-    with open(path, encoding="utf-8") as f:
-        return list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
+from dev_sets import kept_apart, pair_rows
 
 
 def embed(texts, adapter="none"):
@@ -44,7 +38,7 @@ def embed(texts, adapter="none"):
 
 
 def main(eval_dir, out_path, same_part=False):
-    en, zh = read(f"{eval_dir}/sts_b_en.tsv"), read(f"{eval_dir}/sts_b_zh.tsv")
+    en, zh = pair_rows(f"{eval_dir}/sts_b_en.tsv"), pair_rows(f"{eval_dir}/sts_b_zh.tsv")
     texts = sorted({t for r in en + zh for t in r[:2]})
     index = {t: i for i, t in enumerate(texts)}
     emb = embed(texts)

@@ -18,7 +18,7 @@ only measured), each set weighing the same. The result is a stancemap adapter fi
 
 Deterministic for a given torch build and thread count (seed 0, two threads).
 """
-import argparse, csv, math, os, random, sys, time
+import argparse, math, os, random, sys, time
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ from sklearn.metrics import average_precision_score
 from tokenizers import Tokenizer
 from transformers import BertModel
 
-from parts import kept_apart
+from dev_sets import kept_apart, pair_rows
 
 DENSE = ["attention.self.query", "attention.self.key", "attention.self.value",
          "attention.output.dense", "intermediate.dense", "output.dense"]
@@ -59,10 +59,7 @@ def alignment_sentences(path):
 def read_set(path, tok, held_out):
     name = os.path.basename(path).rsplit(".", 1)[0]
     rows = []
-    with open(path, encoding="utf-8") as f:
-        r = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        next(r)
-        raw = [(a, b, float(l)) for a, b, l in r if a not in held_out and b not in held_out]
+    raw = [(a, b, float(l)) for a, b, l in pair_rows(path) if a not in held_out and b not in held_out]
     graded = max(l for _, _, l in raw) > 1
     five = {l for _, _, l in raw} <= {0.0, 3.0, 5.0}
     for a, b, l in raw:

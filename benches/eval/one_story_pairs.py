@@ -15,9 +15,9 @@ a quarter kept apart, written by language for measuring, the rest for fitting.
 Not every pair is another point (an article restates itself now and then), so the
 label is noisy; it is a negative by construction, not by reading.
 """
-import argparse, csv, json, os, random, re
+import argparse, json, os, random, re
 
-from parts import kept_apart
+from dev_sets import kept_apart, pair_rows
 
 STOP = set("that this with from have has were was will would their there they them said says "
            "also been more than into about which when what while after before other some such "
@@ -78,9 +78,7 @@ def main():
     for body in bodies:
         pairs = story_pairs(en_sentences(body), en_words, 2, 2, rng)
         (apart["en"] if kept_apart(body) else fit).extend(pairs)
-    with open(os.path.join(args.eval_dir, "sohu_news_zh.tsv"), encoding="utf-8") as f:
-        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
-    for row in rows:
+    for row in pair_rows(os.path.join(args.eval_dir, "sohu_news_zh.tsv")):
         for text in row[:2]:
             if len(text) > 150:
                 pairs = story_pairs(zh_sentences(text), zh_bigrams, 3, 3, rng)

@@ -13,19 +13,13 @@ rest), so a text kept apart in one set is never trained on through another.
 Usage (from the repository root):
   python3 benches/eval/paws_x_cross.py ../shared/eval /tmp/paws_x_cross.tsv
 """
-import csv
 import sys
 
-from parts import kept_apart
-
-
-def read(path):
-    with open(path, encoding="utf-8") as f:
-        return list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
+from dev_sets import kept_apart, pair_rows
 
 
 def main(eval_dir, out_path):
-    en, zh = read(f"{eval_dir}/paws_x_en.tsv"), read(f"{eval_dir}/paws_x_zh.tsv")
+    en, zh = pair_rows(f"{eval_dir}/paws_x_en.tsv"), pair_rows(f"{eval_dir}/paws_x_zh.tsv")
     if len(en) != len(zh) or any(e[2] != z[2] for e, z in zip(en, zh)):
         sys.exit("paws_x_en.tsv and paws_x_zh.tsv are not aligned row for row")
     rows = [(e, z) for e, z in zip(en, zh) if kept_apart(e[0]) == kept_apart(z[0])]

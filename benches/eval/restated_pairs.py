@@ -26,7 +26,7 @@ the other lacks), so the label is by construction, not by reading.
 """
 import argparse, collections, itertools, json, os, random
 
-from parts import kept_apart
+from dev_sets import kept_apart
 
 MOST_A_STORY = 12
 
