@@ -36,6 +36,7 @@ mod embed;
 mod engine;
 mod error;
 pub mod eval;
+mod figures;
 pub mod input;
 mod keywords;
 mod memory;

@@ -3,6 +3,7 @@
 //! encoder sees the same figure in two notations as different tokens, so across
 //! languages a shared amount is a signal of its own (see [`crate::align`]).
 
+use std::ops::Range;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -133,28 +134,39 @@ fn group<'t>(c: &regex::Captures<'t>, i: usize) -> &'t str {
 
 /// Every amount of money `text` names, sorted, each once.
 pub fn amounts(text: &str) -> Vec<Money> {
+    let mut found: Vec<Money> = named(text).filter_map(|(_, m)| m).collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Where `text` names money (byte ranges, in no particular order), whether or
+/// not the amount has one form.
+pub fn spans(text: &str) -> Vec<Range<usize>> {
+    named(text).map(|(span, _)| span).collect()
+}
+
+/// Each notation's matches in `text`: where, and the amount in its one form.
+fn named(text: &str) -> impl Iterator<Item = (Range<usize>, Option<Money>)> + '_ {
     // Each notation with its capture groups: currency, whole part, fraction, magnitude.
     let notations: [(&Regex, [usize; 4]); 3] = [
         (&*SYMBOL_FIRST, [1, 2, 3, 4]),
         (&*WORD_AFTER, [4, 1, 2, 3]),
         (&*CHINESE, [4, 1, 2, 3]),
     ];
-    let mut found = Vec::new();
-    for (pattern, [cur, whole, fraction, mag]) in notations {
-        for c in pattern.captures_iter(text) {
-            let currency = currency(group(&c, cur));
-            let power = magnitude(group(&c, mag));
-            found.extend(normalise(
-                currency,
-                group(&c, whole),
-                group(&c, fraction),
-                power,
-            ));
-        }
-    }
-    found.sort();
-    found.dedup();
-    found
+    notations
+        .into_iter()
+        .flat_map(move |(pattern, [cur, whole, fraction, mag])| {
+            pattern.captures_iter(text).map(move |c| {
+                let amount = normalise(
+                    currency(group(&c, cur)),
+                    group(&c, whole),
+                    group(&c, fraction),
+                    magnitude(group(&c, mag)),
+                );
+                (c.get(0).expect("the whole match").range(), amount)
+            })
+        })
 }
 
 /// Whether two sorted amount lists share an amount.

@@ -9,6 +9,7 @@ use crate::cluster::components::MAX_EXACT_COMPONENT;
 use crate::cluster::{Algorithm, Grouping};
 use crate::corpus::{Corpus, Lang};
 use crate::error::{Error, Result};
+use crate::figures::{self, Figure};
 use crate::keywords;
 use crate::money::{self, Money};
 use crate::observer::{Event, Observer};
@@ -267,6 +268,7 @@ fn summaries(
                 coherence,
                 evidence,
                 shared_amounts: shared_amounts(corpus, m),
+                shared_numbers: shared_numbers(corpus, m),
             }
         })
         .collect()
@@ -316,6 +318,29 @@ fn shared_amounts(corpus: &Corpus, members: &[usize]) -> Vec<String> {
         .into_iter()
         .filter(|&(_, n)| n >= 2)
         .map(|(amount, _)| amount.to_string())
+        .collect()
+}
+
+/// Numbers and percentages (money aside) named by two or more of the members,
+/// as first written, in the order first named.
+fn shared_numbers(corpus: &Corpus, members: &[usize]) -> Vec<String> {
+    let mut seen: Vec<(Figure, usize)> = Vec::new();
+    for &i in members {
+        let mut in_this_claim: Vec<String> = Vec::new();
+        for figure in figures::figures(&corpus.claims[i].text) {
+            if in_this_claim.contains(&figure.form) {
+                continue;
+            }
+            in_this_claim.push(figure.form.clone());
+            match seen.iter_mut().find(|(f, _)| f.form == figure.form) {
+                Some((_, n)) => *n += 1,
+                None => seen.push((figure, 1)),
+            }
+        }
+    }
+    seen.into_iter()
+        .filter(|&(_, n)| n >= 2)
+        .map(|(f, _)| f.written)
         .collect()
 }
 

@@ -16,7 +16,7 @@ mod json;
 pub use json::{JsonScope, COMPLETE_JSON_CLAIMS, SUMMARY_DUPLICATES, SUMMARY_GROUPS};
 
 /// The version of the `report.json` contract (docs/ARCHITECTURE.md).
-pub const REPORT_VERSION: u32 = 7;
+pub const REPORT_VERSION: u32 = 8;
 
 /// Everything `stancemap cluster` found. `report.json` is written from it by
 /// [`Report::write_json`]; serialised with serde it is the complete report.
@@ -83,6 +83,16 @@ pub struct ClusterOut {
     pub evidence: Vec<MemberEvidence>,
     /// Money amounts that two or more members name, in one notation.
     pub shared_amounts: Vec<String>,
+    /// Other numbers and percentages that two or more members name, as first
+    /// written (digits of two or more, or a percentage or decimal).
+    pub shared_numbers: Vec<String>,
+}
+
+impl ClusterOut {
+    /// The figures two or more members name: money amounts, then other numbers.
+    pub fn shared_figures(&self) -> Vec<String> {
+        [&self.shared_amounts[..], &self.shared_numbers[..]].concat()
+    }
 }
 
 /// Why a claim is in its group.
@@ -319,10 +329,9 @@ Stance target: **{}**: {} Claims: {} supports, {} challenges, {} neutral ({} sco
                 md_text(&listed(&c.articles)),
                 md_text(&c.keywords.join(", ")),
                 c.coherence,
-                if c.shared_amounts.is_empty() {
-                    String::new()
-                } else {
-                    format!(" Shared amounts: {}.", md_text(&c.shared_amounts.join(", ")))
+                match c.shared_figures() {
+                    f if f.is_empty() => String::new(),
+                    f => format!(" Shared figures: {}.", md_text(&f.join(", "))),
                 },
                 c.stance.label,
                 c.stance.confidence,
@@ -545,10 +554,9 @@ table.m{{border-collapse:collapse;font-size:13px}} table.m td,table.m th{{border
                 c.articles.len(),
                 c.coherence,
                 escape(&c.keywords.join(", ")),
-                if c.shared_amounts.is_empty() {
-                    String::new()
-                } else {
-                    format!(" · shared amounts: {}", escape(&c.shared_amounts.join(", ")))
+                match c.shared_figures() {
+                    f if f.is_empty() => String::new(),
+                    f => format!(" · shared figures: {}", escape(&f.join(", "))),
                 },
                 c.stance.label,
                 c.stance.label,
@@ -710,6 +718,7 @@ mod tests {
                 })
                 .collect(),
             shared_amounts: Vec::new(),
+            shared_numbers: Vec::new(),
         };
         let duplicates = pairs
             .iter()

@@ -20,7 +20,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use crate::error::{Error, Result};
-use crate::report::Report;
+use crate::report::{ClusterOut, Report};
 
 /// The file names, in the order [`write()`] writes them.
 pub const FILES: [&str; 3] = ["claims.parquet", "groups.parquet", "pairs.parquet"];
@@ -151,6 +151,7 @@ fn embedding_column(e: &Array2<f32>) -> std::result::Result<ArrayRef, ArrowError
 /// A row per group: its size, articles, label, members, coherence and stance.
 fn groups(report: &Report) -> std::result::Result<RecordBatch, ArrowError> {
     let g = &report.clusters;
+    let shared_figures: Vec<Vec<String>> = g.iter().map(ClusterOut::shared_figures).collect();
     RecordBatch::try_from_iter([
         (
             "group",
@@ -163,7 +164,7 @@ fn groups(report: &Report) -> std::result::Result<RecordBatch, ArrowError> {
         ("keywords", string_lists(g.iter().map(|x| &x.keywords[..]))),
         (
             "shared_figures",
-            string_lists(g.iter().map(|x| &x.shared_amounts[..])),
+            string_lists(shared_figures.iter().map(|f| &f[..])),
         ),
         ("coherence", floats(g.iter().map(|x| x.coherence))),
         (

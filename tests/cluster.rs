@@ -13,7 +13,7 @@ fn seeds_report_follows_the_contract() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
             .unwrap();
-    assert_eq!(report["version"], 7);
+    assert_eq!(report["version"], 8);
     assert_eq!(report["complete"], true, "the seeds are listed whole");
     assert_eq!(
         report["totals"]["claims"].as_u64(),
@@ -85,6 +85,22 @@ fn seeds_report_follows_the_contract() {
             "{c}"
         );
         assert!(c["shared_amounts"].is_array());
+        // A shared number is one two members write (separators aside).
+        for number in c["shared_numbers"].as_array().unwrap() {
+            let digits = number.as_str().unwrap().replace(',', "");
+            let naming = members
+                .iter()
+                .map(|m| claims.iter().find(|x| x["id"] == *m).unwrap())
+                .filter(|x| {
+                    x["text"]
+                        .as_str()
+                        .unwrap()
+                        .replace(',', "")
+                        .contains(&digits)
+                })
+                .count();
+            assert!(naming >= 2, "{number} in {c}");
+        }
     }
     // No group's pairs average under the cut (0.5, a same-claim probability).
     for c in clusters {
@@ -475,6 +491,23 @@ fn the_tables_read_in_pyarrow_as_the_report_says() {
     let group = &tables["groups"]["values"][0];
     assert_eq!(group["members"], report["clusters"][0]["members"]);
     assert_eq!(group["size"], report["clusters"][0]["size"]);
+    let figures: Vec<serde_json::Value> = report["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let both = [&c["shared_amounts"], &c["shared_numbers"]];
+            serde_json::Value::Array(
+                both.iter()
+                    .flat_map(|v| v.as_array().unwrap().clone())
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tables["groups"]["shared_figures"],
+        serde_json::json!(figures)
+    );
     let used: Vec<u64> = (0..count("clusters") as u64).collect();
     assert_eq!(tables["claims"]["groups_used"], serde_json::json!(used));
     let pair = &tables["pairs"]["values"][0];

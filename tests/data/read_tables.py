@@ -15,6 +15,8 @@ for name in ("claims", "groups", "pairs"):
     }
 claims = pq.read_table(f"{sys.argv[1]}/claims.parquet").to_pydict()
 out["claims"]["groups_used"] = sorted({g for g in claims["group"] if g is not None})
+groups = pq.read_table(f"{sys.argv[1]}/groups.parquet").to_pydict()
+out["groups"]["shared_figures"] = groups["shared_figures"]
 if "embedding" in claims:
     out["claims"]["embedding_norms"] = [
         sum(x * x for x in row) ** 0.5 for row in claims["embedding"][:5]
