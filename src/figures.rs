@@ -10,11 +10,9 @@ use regex::Regex;
 
 use crate::money;
 
-/// Digits with optional thousands separators and decimals, then an optional
-/// percent sign or word.
+/// A number as money writes it, then an optional percent sign or word.
 static NUMBER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(\s?%|\s?per\s?cent\b)?")
-        .expect("valid pattern")
+    Regex::new(&format!(r"(?i){}(\s?%|\s?per\s?cent\b)?", money::NUMBER)).expect("valid pattern")
 });
 
 /// A number as the claim writes it, and its one form: digits without
@@ -39,12 +37,14 @@ pub fn figures(text: &str) -> Vec<Figure> {
                 return None;
             }
             let digits = c[1].replace(',', "");
-            let decimals = c.get(2).map_or("", |m| m.as_str());
+            let fraction = c
+                .get(2)
+                .map_or(String::new(), |m| format!(".{}", m.as_str()));
             let percent = c.get(3).is_some();
-            if digits.len() < 2 && decimals.is_empty() && !percent {
+            if digits.len() < 2 && fraction.is_empty() && !percent {
                 return None;
             }
-            let form = format!("{digits}{decimals}{}", if percent { "%" } else { "" });
+            let form = format!("{digits}{fraction}{}", if percent { "%" } else { "" });
             Some(Figure {
                 written: whole.as_str().trim().to_string(),
                 form,

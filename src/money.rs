@@ -50,8 +50,9 @@ impl std::fmt::Display for Money {
     }
 }
 
-/// A number: digits with optional thousands separators and decimals.
-const NUMBER: &str = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?";
+/// A number: digits with optional thousands separators and decimals (captured:
+/// the whole part, then the fraction's digits).
+pub const NUMBER: &str = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?";
 
 /// `$500 million`, `US$2.5bn`, `€1 trillion`, `Rs. 300`.
 static SYMBOL_FIRST: LazyLock<Regex> = LazyLock::new(|| {
