@@ -321,8 +321,8 @@ fn shared_amounts(corpus: &Corpus, members: &[usize]) -> Vec<String> {
         .collect()
 }
 
-/// Numbers and percentages (money aside) named by two or more of the members,
-/// as first written, in the order first named.
+/// Numbers, percentages and dates (money aside) named by two or more of the
+/// members, as first written, in the order first named.
 fn shared_numbers(corpus: &Corpus, members: &[usize]) -> Vec<String> {
     let mut seen: Vec<(Figure, usize)> = Vec::new();
     for &i in members {

@@ -83,8 +83,8 @@ pub struct ClusterOut {
     pub evidence: Vec<MemberEvidence>,
     /// Money amounts that two or more members name, in one notation.
     pub shared_amounts: Vec<String>,
-    /// Other numbers and percentages that two or more members name, as first
-    /// written (digits of two or more, or a percentage or decimal).
+    /// Other numbers, percentages and dates that two or more members name, as
+    /// first written (a date by month and day; no lone digit).
     pub shared_numbers: Vec<String>,
 }
 
