@@ -304,43 +304,50 @@ fn evidence(
         .collect()
 }
 
-/// Money amounts named by two or more of the members, in one notation.
+/// Money amounts named by two or more of the members, in one notation, in
+/// order of amount.
 fn shared_amounts(corpus: &Corpus, members: &[usize]) -> Vec<String> {
-    let mut counts: std::collections::BTreeMap<Money, usize> = Default::default();
-    for &i in members {
-        let mut named = money::amounts(&corpus.claims[i].text);
-        named.dedup();
-        for amount in named {
-            *counts.entry(amount).or_default() += 1;
-        }
-    }
-    counts
-        .into_iter()
-        .filter(|&(_, n)| n >= 2)
-        .map(|(amount, _)| amount.to_string())
-        .collect()
+    let amounts = |i: usize| money::amounts(&corpus.claims[i].text);
+    let mut shared = named_by_two_or_more(members, amounts, |m: &Money| *m);
+    shared.sort();
+    shared.iter().map(Money::to_string).collect()
 }
 
 /// Numbers, percentages and dates (money aside) named by two or more of the
 /// members, as first written, in the order first named.
 fn shared_numbers(corpus: &Corpus, members: &[usize]) -> Vec<String> {
-    let mut seen: Vec<(Figure, usize)> = Vec::new();
+    let named = |i: usize| figures::figures(&corpus.claims[i].text);
+    named_by_two_or_more(members, named, |f: &Figure| f.form.clone())
+        .into_iter()
+        .map(|f| f.written)
+        .collect()
+}
+
+/// What two or more of `members` name (each member counted once per `key`),
+/// as first named, in the order first named.
+fn named_by_two_or_more<T, K: PartialEq>(
+    members: &[usize],
+    named: impl Fn(usize) -> Vec<T>,
+    key: impl Fn(&T) -> K,
+) -> Vec<T> {
+    let mut seen: Vec<(T, usize)> = Vec::new();
     for &i in members {
-        let mut in_this_claim: Vec<String> = Vec::new();
-        for figure in figures::figures(&corpus.claims[i].text) {
-            if in_this_claim.contains(&figure.form) {
+        let mut in_this_claim: Vec<K> = Vec::new();
+        for item in named(i) {
+            let k = key(&item);
+            if in_this_claim.contains(&k) {
                 continue;
             }
-            in_this_claim.push(figure.form.clone());
-            match seen.iter_mut().find(|(f, _)| f.form == figure.form) {
+            match seen.iter_mut().find(|(s, _)| key(s) == k) {
                 Some((_, n)) => *n += 1,
-                None => seen.push((figure, 1)),
+                None => seen.push((item, 1)),
             }
+            in_this_claim.push(k);
         }
     }
     seen.into_iter()
         .filter(|&(_, n)| n >= 2)
-        .map(|(f, _)| f.written)
+        .map(|(item, _)| item)
         .collect()
 }
 
